@@ -1,0 +1,292 @@
+# test-case-name: flocker_zfs.test.test_errors
+"""
+The typed errors of flocker-zfs.
+
+Every failure a user can see is one of these.  Each has a one-line ``str``
+that names the cause and a ``fix`` that says what to do about it, so callers
+(and the CLI) never need to show a traceback for a user mistake.
+
+Errors from commands (:class:`ZFSError` and its leaves) carry the argv, the
+exit status and stderr of the command; :func:`error_for` picks the leaf from
+stderr, checking per-operation patterns before the common ones.
+"""
+
+import re
+import shlex
+
+from eliot import register_exception_extractor
+
+
+class FlockerZFSError(Exception):
+    """
+    Base of every error raised by flocker-zfs.
+
+    :ivar str fix: what the user should do about it.
+    """
+
+    fix = ""
+
+    def summary(self):
+        """
+        :return: the one-line description of the cause, without the fix.
+        """
+        return Exception.__str__(self)
+
+    def __str__(self):
+        text = self.summary()
+        if self.fix:
+            text = "%s. Fix: %s" % (text.rstrip("."), self.fix)
+        return text
+
+
+class ConfigError(FlockerZFSError, ValueError):
+    """
+    The configuration is invalid; nothing was changed.
+    """
+
+    fix = "Correct the configuration and try again."
+
+    def __init__(self, message, fix=None):
+        FlockerZFSError.__init__(self, message)
+        if fix is not None:
+            self.fix = fix
+
+
+class InvalidName(ConfigError):
+    """
+    A name (dataset id, snapshot name, pool, host, path) is not acceptable.
+
+    Raised before any command runs.
+    """
+
+    fix = "Use a name made only of the allowed characters."
+
+
+class InvalidDatasetId(InvalidName):
+    """
+    A dataset id is not a canonical lowercase UUID.
+    """
+
+    fix = ('Dataset ids are lowercase UUIDs such as '
+           '"6f1c2b5e-3d4a-4b7c-9e8f-0a1b2c3d4e5f"; '
+           'generate one with `python3 -c "import uuid; print(uuid.uuid4())"`.')
+
+
+class NameTooLong(InvalidName):
+    """
+    A ZFS name would exceed the 255-byte limit.
+    """
+
+    fix = "Use a shorter pool name or snapshot name."
+
+
+class NotManaged(FlockerZFSError):
+    """
+    A dataset exists but is not managed by flocker-zfs, so it is left alone.
+    """
+
+    fix = ("flocker-zfs only touches datasets it created (those with "
+           "flocker:managed=yes); choose another dataset id or remove the "
+           "foreign dataset yourself.")
+
+
+class MountRootError(ConfigError):
+    """
+    The mount root cannot be used.
+    """
+
+    fix = "Use an absolute path to a directory that root can create and write."
+
+
+class ZFSError(FlockerZFSError):
+    """
+    A ``zfs``/``zpool`` command did not do what was asked.
+
+    :ivar tuple argv: the command.
+    :ivar int status: its exit status (negative: killed by that signal).
+    :ivar bytes stderr: what it wrote on stderr.
+    """
+
+    fix = "See the command's error message."
+    cause = "command failed"
+
+    def __init__(self, argv=(), status=None, stderr=b"", subject=None):
+        FlockerZFSError.__init__(self, argv, status, stderr)
+        self.argv = tuple(argv)
+        self.status = status
+        self.stderr = stderr
+        self.subject = subject
+
+    def message(self):
+        """
+        :return: the first meaningful line of stderr, decoded.
+        """
+        lines = [line.strip() for line in
+                 self.stderr.decode("utf-8", "replace").splitlines()]
+        lines = [line for line in lines if line]
+        return lines[0] if lines else ""
+
+    def summary(self):
+        text = self.cause
+        if self.subject:
+            text = "%s: %s" % (text, self.subject)
+        detail = self.message()
+        if detail:
+            text = "%s (%s)" % (text, detail)
+        if not self.argv:
+            return text
+        return "%s [`%s` exited %s]" % (
+            text, shlex.join(self.argv), self.status)
+
+
+class DatasetNotFound(ZFSError):
+    """The dataset (or snapshot) does not exist."""
+    cause = "dataset not found"
+    fix = "Check the dataset id; `flocker-zfs status` lists the datasets."
+
+
+class DatasetExists(ZFSError):
+    """The dataset (or snapshot) already exists."""
+    cause = "dataset already exists"
+    fix = "Use another dataset id or snapshot name, or destroy the existing one first."
+
+
+class DatasetBusy(ZFSError):
+    """The dataset is in use (mounted and open, held, or has dependent clones)."""
+    cause = "dataset is busy"
+    fix = ("Stop the processes using its mountpoint (see `fuser -vm PATH`), "
+           "release holds, or destroy dependent clones, then retry.")
+
+
+class HasDependentClones(DatasetBusy):
+    """A snapshot of the dataset is the origin of a clone."""
+    cause = "dataset has dependent clones"
+    fix = "Destroy the clones made from its snapshots first (`flocker-zfs status` shows them)."
+
+
+class OutOfSpace(ZFSError):
+    """The pool (or the dataset's quota) has no room left."""
+    cause = "out of space"
+    fix = "Free space in the pool (destroy unneeded datasets or snapshots) or grow the pool."
+
+
+class QuotaTooSmall(ZFSError):
+    """The requested maximum size is below what the dataset already uses."""
+    cause = "maximum size is smaller than the space the dataset already uses"
+    fix = "Choose a maximum size at least as large as the dataset's used space, or delete data first."
+
+
+class PoolNotFound(ZFSError):
+    """The configured pool does not exist (or is not imported)."""
+    cause = "pool not found"
+
+    @property
+    def fix(self):
+        pool = self.subject or "flocker"
+        return ("Create it, for example on a file: `truncate -s 10G /var/lib/flocker/%s.img && "
+                "zpool create %s /var/lib/flocker/%s.img`, or import it with `zpool import %s`."
+                % (pool, pool, pool, pool))
+
+
+class PermissionDenied(ZFSError):
+    """The command was not allowed to do this."""
+    cause = "permission denied"
+    fix = "Run as root, or delegate the permission with `zfs allow`."
+
+
+class ZFSNotInstalled(ZFSError):
+    """The ``zfs``/``zpool`` executables cannot be run."""
+    cause = "ZFS is not installed"
+    fix = ("Install ZFS: `apt-get install zfsutils-linux` (OpenZFS, Debian contrib) "
+           "or `apt-get install zfs-fuse`.")
+
+
+class ZFSNotRunning(ZFSError):
+    """The ZFS service (the zfs-fuse daemon) is not running."""
+    cause = "ZFS is not running"
+    fix = "Start the daemon: `zfs-fuse` (or `systemctl start zfs-fuse`)."
+
+
+class CommandTimedOut(ZFSError):
+    """The command did not finish in time and was killed."""
+    cause = "command timed out and was killed"
+    fix = "Check that ZFS is responsive (`zpool status`); raise the timeout if the pool is just slow."
+
+
+class UnexpectedOutput(ZFSError):
+    """The command succeeded but its output could not be understood."""
+    cause = "unexpected output"
+    fix = "This ZFS version prints something flocker-zfs does not understand; please report it."
+
+    def __init__(self, argv, detail, stdout=b""):
+        ZFSError.__init__(self, argv, 0, detail.encode("utf-8", "replace"))
+        self.stdout = stdout
+
+
+class CommandFailed(ZFSError):
+    """A command failed for a reason without a more specific error."""
+    cause = "command failed"
+
+
+# (error type, pattern on stderr).  Checked in order after the operation's
+# own patterns; the first match wins.  Wording from zfs-fuse 0.7 and
+# OpenZFS 2.x (libzfs_util.c zfs_standard_error / zpool_standard_error).
+COMMON = (
+    (ZFSNotRunning, re.compile(rb"make sure that the zfs-fuse daemon is running"
+                               rb"|failed to initialize ZFS library"
+                               rb"|The ZFS modules are not loaded")),
+    (PoolNotFound, re.compile(rb"no such pool")),
+    (HasDependentClones, re.compile(rb"has dependent clones|filesystem has dependent clones")),
+    (QuotaTooSmall, re.compile(rb"size is less than current used or reserved space")),
+    (DatasetNotFound, re.compile(rb"dataset does not exist|could not find any snapshots")),
+    (DatasetExists, re.compile(rb"dataset already exists")),
+    (DatasetBusy, re.compile(rb"dataset is busy|pool or dataset is busy|device busy|"
+                             rb"target is busy|umount: .* busy")),
+    (OutOfSpace, re.compile(rb"out of space|disk quota exceeded|No space left")),
+    (PermissionDenied, re.compile(rb"permission denied|Permission denied|"
+                                  rb"must be superuser|Operation not permitted")),
+)
+
+_SUBJECT = re.compile(rb"^cannot [a-z ]+ '([^'\n]*)'", re.MULTILINE)
+
+
+def subject_of(stderr):
+    """
+    :param bytes stderr: a zfs error message.
+    :return: the dataset/pool name the message is about (``cannot open 'p/x'``), or ``None``.
+    """
+    match = _SUBJECT.search(stderr)
+    if match is None:
+        return None
+    return match.group(1).decode("utf-8", "replace")
+
+
+def error_for(argv, status, stderr, specific=(), subject=None):
+    """
+    Choose the typed error for a failed command.
+
+    :param argv: the command.
+    :param int status: its exit status.
+    :param bytes stderr: its stderr.
+    :param specific: ``(error type, compiled bytes pattern)`` pairs for this
+        operation, checked before :data:`COMMON`.
+    :param subject: what the command was about; taken from stderr if ``None``.
+    :return: a :class:`ZFSError` instance (not raised).
+    """
+    if subject is None:
+        subject = subject_of(stderr)
+    for error_type, pattern in tuple(specific) + COMMON:
+        if pattern.search(stderr):
+            return error_type(argv=argv, status=status, stderr=stderr, subject=subject)
+    return CommandFailed(argv=argv, status=status, stderr=stderr, subject=subject)
+
+
+def _extract(error):
+    return {
+        "argv": list(error.argv),
+        "status": error.status,
+        "stderr": error.stderr.decode("utf-8", "replace"),
+    }
+
+
+register_exception_extractor(ZFSError, _extract)

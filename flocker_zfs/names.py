@@ -1,0 +1,122 @@
+# test-case-name: flocker_zfs.test.test_names
+"""
+Validation of every name that can reach a command line.
+
+Deliberately narrower than ZFS: dataset ids are canonical lowercase UUIDs,
+snapshot names we accept never start with ``-`` (``zfs`` parses options with
+a permuting ``getopt``), and pool names follow ZFS's own rules.  Each
+validator returns the value or raises an :class:`~flocker_zfs.errors.InvalidName`
+whose message quotes the bad value.
+"""
+
+import os
+import re
+
+from .errors import InvalidDatasetId, InvalidName, NameTooLong
+
+#: ZFS_MAX_DATASET_NAME_LEN is 256 including the terminating NUL.
+MAX_NAME_BYTES = 255
+
+#: The longest snapshot short name we generate or accept.
+MAX_SNAPSHOT_NAME = 64
+
+_UUID = re.compile(r"\A[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
+_POOL = re.compile(r"\A[A-Za-z][A-Za-z0-9_.:-]*\Z")
+_SNAPSHOT = re.compile(r"\A[A-Za-z0-9_][A-Za-z0-9_.:-]*\Z")
+_RESERVED_PREFIXES = ("mirror", "raidz", "draid", "spare")
+_RESERVED_POOLS = ("log",)
+
+
+def is_dataset_id(value):
+    """
+    :return: ``True`` if ``value`` is a canonical lowercase UUID string.
+    """
+    return isinstance(value, str) and _UUID.match(value) is not None
+
+
+def _shown(value):
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def validate_dataset_id(value):
+    """
+    :return: ``value`` if it is a valid dataset id.
+    :raises InvalidDatasetId: otherwise.
+    """
+    if not is_dataset_id(value):
+        raise InvalidDatasetId("invalid dataset id %s: not a lowercase UUID" % (_shown(value),))
+    return value
+
+
+def validate_pool_name(value):
+    """
+    :return: ``value`` if ZFS would accept it as a pool name and it leaves
+        room for ``<pool>/<uuid>@<snapshot>``.
+    :raises InvalidName: otherwise.
+    """
+    if not isinstance(value, str) or not _POOL.match(value):
+        raise InvalidName(
+            "invalid pool name %s: must start with a letter and contain only "
+            "letters, digits, '_', '.', ':' and '-'" % (_shown(value),))
+    # zfs_namecheck.c pool_namecheck(): these prefixes and names are reserved.
+    if value.startswith(_RESERVED_PREFIXES) or value in _RESERVED_POOLS:
+        raise InvalidName("invalid pool name %s: reserved by ZFS" % (_shown(value),))
+    longest = len(value.encode("utf-8")) + 1 + 36 + 1 + MAX_SNAPSHOT_NAME
+    if longest > MAX_NAME_BYTES:
+        raise NameTooLong(
+            "pool name %s is too long: <pool>/<dataset id>@<snapshot> would be "
+            "%d bytes, over ZFS's limit of %d" % (_shown(value), longest, MAX_NAME_BYTES))
+    return value
+
+
+def validate_snapshot_name(value):
+    """
+    :return: ``value`` if it is an acceptable snapshot short name.
+    :raises InvalidName: otherwise.
+    """
+    if not isinstance(value, str) or not _SNAPSHOT.match(value):
+        raise InvalidName(
+            "invalid snapshot name %s: use letters, digits, '_', '.', ':' and "
+            "'-', not starting with '-' or '.'" % (_shown(value),))
+    if len(value) > MAX_SNAPSHOT_NAME:
+        raise NameTooLong("snapshot name %s is longer than %d characters"
+                          % (_shown(value), MAX_SNAPSHOT_NAME))
+    return value
+
+
+def validate_mount_root(value):
+    """
+    :return: ``value`` if it is an absolute, normalised path with no
+        ``..``, no control characters and components of at most 255 bytes.
+    :raises InvalidName: otherwise.
+    """
+    if not isinstance(value, str) or not value:
+        raise InvalidName("invalid mount_root %s: must be an absolute path" % (_shown(value),))
+    if not value.startswith("/"):
+        raise InvalidName("invalid mount_root %s: must be an absolute path" % (_shown(value),))
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise InvalidName("invalid mount_root %s: contains control characters" % (_shown(value),))
+    parts = value.split("/")
+    if ".." in parts or "." in parts:
+        raise InvalidName("invalid mount_root %s: must not contain '.' or '..'" % (_shown(value),))
+    if os.path.normpath(value) != value and value != "/":
+        raise InvalidName("invalid mount_root %s: not normalised (expected %r)"
+                          % (_shown(value), os.path.normpath(value)))
+    if any(len(p.encode("utf-8")) > 255 for p in parts):
+        raise NameTooLong("invalid mount_root %s: a component is over 255 bytes" % (_shown(value),))
+    return value
+
+
+def dataset_name(pool, dataset_id):
+    """
+    :return: the ZFS name ``<pool>/<dataset_id>`` after validating both parts.
+    """
+    return "%s/%s" % (validate_pool_name(pool), validate_dataset_id(dataset_id))
+
+
+def snapshot_name(pool, dataset_id, name):
+    """
+    :return: the ZFS name ``<pool>/<dataset_id>@<name>`` after validation.
+    """
+    return "%s@%s" % (dataset_name(pool, dataset_id), validate_snapshot_name(name))
