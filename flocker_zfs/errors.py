@@ -90,6 +90,23 @@ class NotManaged(FlockerZFSError):
            "foreign dataset yourself.")
 
 
+class NotOwner(FlockerZFSError):
+    """
+    The operation needs the dataset's owner, and this node holds a replica.
+    """
+
+    fix = "Run it on the owning node, or hand the dataset off to this node first."
+
+
+class ForeignSnapshots(FlockerZFSError):
+    """
+    Destroying the dataset would also destroy snapshots flocker-zfs did not take.
+    """
+
+    fix = ("Check who made them (another snapshot tool?); destroy them yourself or "
+           "destroy with force=True (CLI: --force) to remove them too.")
+
+
 class MountRootError(ConfigError):
     """
     The mount root cannot be used.
@@ -188,6 +205,19 @@ class PoolNotFound(ZFSError):
                 % (pool, pool, pool, pool))
 
 
+class PoolUnhealthy(ZFSError):
+    """The pool exists but is not usable (FAULTED, UNAVAIL, SUSPENDED...)."""
+    cause = "pool is not healthy"
+    fix = "Check `zpool status` and repair or re-import the pool."
+
+    def __init__(self, argv=(), status=None, stderr=b"", subject=None, health=None):
+        ZFSError.__init__(self, argv, status, stderr, subject)
+        self.health = health
+
+    def message(self):
+        return "health is %s" % (self.health,)
+
+
 class PermissionDenied(ZFSError):
     """The command was not allowed to do this."""
     cause = "permission denied"
@@ -282,11 +312,15 @@ def error_for(argv, status, stderr, specific=(), subject=None):
 
 
 def _extract(error):
-    return {
+    fields = {
         "argv": list(error.argv),
         "status": error.status,
         "stderr": error.stderr.decode("utf-8", "replace"),
     }
+    duration = getattr(error, "duration", None)
+    if duration is not None:
+        fields["duration"] = round(duration, 6)
+    return fields
 
 
 register_exception_extractor(ZFSError, _extract)

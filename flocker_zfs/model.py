@@ -31,11 +31,15 @@ class Snapshot(PClass):
     :ivar int guid: ZFS's globally unique id of the snapshot; the same on
         every node that received it, so replication bases are matched by it.
     :ivar int createtxg: the transaction group it was taken in (orders them).
+    :ivar bool managed: taken by flocker-zfs (``flocker:managed=yes`` set on
+        the snapshot itself, or a generated ``flocker-`` name); only these
+        may ever be pruned.
     """
 
     name = field(type=str, mandatory=True)
     guid = field(type=int, mandatory=True)
     createtxg = field(type=int, mandatory=True)
+    managed = field(type=bool, initial=False)
 
 
 class Dataset(PClass):

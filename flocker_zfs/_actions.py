@@ -1,0 +1,23 @@
+# test-case-name: flocker_zfs.test.test_actions
+"""
+Eliot action types, ``flocker_zfs:<layer>:<verb>``, kept in one place so
+they stay unique and greppable.
+"""
+
+#: One zfs/zpool child process (fields: argv; status, duration on success;
+#: argv, status, stderr, duration on failure).
+COMMAND = "flocker_zfs:runner:command"
+
+#: Backend operations (fields: pool, dataset_id and the operation's inputs).
+START = "flocker_zfs:backend:start"
+DISCOVER = "flocker_zfs:backend:discover"
+GET = "flocker_zfs:backend:get"
+CREATE = "flocker_zfs:backend:create"
+DESTROY = "flocker_zfs:backend:destroy"
+RESIZE = "flocker_zfs:backend:resize"
+SNAPSHOT = "flocker_zfs:backend:snapshot"
+CLONE = "flocker_zfs:backend:clone"
+PREPARE_POOL = "flocker_zfs:backend:prepare_pool"
+
+ALL = (COMMAND, START, DISCOVER, GET, CREATE, DESTROY, RESIZE, SNAPSHOT, CLONE,
+       PREPARE_POOL)
