@@ -16,7 +16,8 @@ from functools import wraps
 
 from eliot import Message, start_action
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, DeferredLock
+from twisted.internet.defer import Deferred, DeferredLock, succeed
+from twisted.internet.task import deferLater
 from twisted.python.filepath import FilePath
 from zope.interface import implementer
 
@@ -25,12 +26,16 @@ from ._actions import (
     CLONE, CREATE, DESTROY, DISCOVER, GET, PREPARE_POOL, RESIZE, SNAPSHOT, START)
 from ._runner import ProcessRunner
 from .errors import (
-    ConfigError, DatasetExists, DatasetNotFound, ForeignSnapshots, MountRootError,
+    ConfigError, DatasetBusy, DatasetExists, DatasetNotFound, ForeignSnapshots, MountRootError,
     NotManaged, NotOwner, PoolUnhealthy, ZFSError)
 from .interfaces import IStorageBackend
 from .names import (
     dataset_name, is_dataset_id, snapshot_name, validate_dataset_id,
     validate_mount_root, validate_pool_name, validate_snapshot_name)
+
+#: Seconds to wait before retrying a destroy that zfs-fuse called busy
+#: just after the unmount succeeded.
+_BUSY_RETRY_DELAYS = (0.1, 0.3, 1.0)
 
 #: Pool health states in which datasets can be used.
 _USABLE_HEALTH = ("ONLINE", "DEGRADED")
@@ -47,13 +52,20 @@ def _deferred(method):
     return wrapper
 
 
+#: The smallest maximum size accepted.  ZFS itself refuses a ``refquota``
+#: below what a new filesystem already uses (tens of KiB, answered as "out
+#: of space"); a floor well above that gives a clear error instead.
+MINIMUM_SIZE = 1024 * 1024
+
+
 def _check_size(maximum_size):
     if maximum_size is None:
         return None
-    if isinstance(maximum_size, bool) or not isinstance(maximum_size, int) or maximum_size <= 0:
+    if (isinstance(maximum_size, bool) or not isinstance(maximum_size, int)
+            or maximum_size < MINIMUM_SIZE):
         raise ConfigError(
-            "invalid maximum size %r: must be a whole number of bytes > 0, or None for no limit"
-            % (maximum_size,),
+            "invalid maximum size %r: must be a whole number of bytes of at least %d (1 MiB), "
+            "or None for no limit" % (maximum_size, MINIMUM_SIZE),
             fix="Give the size in bytes, e.g. 1073741824 for 1 GiB.")
     return maximum_size
 
@@ -87,7 +99,7 @@ class ZFSBackend(Service):
         self._runner = runner if runner is not None else ProcessRunner(reactor)
         self._prepare = prepare_pool
         self._capabilities = None
-        self._starting = None
+        self._waiters = []
         self._locks = {}
 
     # -- start-up --------------------------------------------------------
@@ -102,22 +114,20 @@ class ZFSBackend(Service):
 
     def start(self):
         if self._capabilities is not None:
-            return Deferred.fromCoroutine(self._done_start())
-        if self._starting is None:
-            self._starting = Deferred.fromCoroutine(self._start())
-
-            def finished(result):
-                self._starting = None
-                return result
-            self._starting.addBoth(finished)
-        # A fresh Deferred per caller: one caller's callbacks cannot change
-        # the result another one sees.
+            return succeed(self._capabilities)
+        # A fresh Deferred per caller, so one caller's callbacks cannot change
+        # what another sees; one run of the checks at a time; a failure is
+        # not cached, so the next call checks again.
         waiter = Deferred()
-        self._starting.addBoth(lambda result: (waiter.callback(result), result)[1])
+        self._waiters.append(waiter)
+        if len(self._waiters) == 1:
+            Deferred.fromCoroutine(self._start()).addBoth(self._started)
         return waiter
 
-    async def _done_start(self):
-        return self._capabilities
+    def _started(self, result):
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            waiter.callback(result)
 
     @property
     def capabilities(self):
@@ -305,7 +315,7 @@ class ZFSBackend(Service):
             # filesystem; unmounting first also reports a real busy mount.
             await self._runner.run(commands.unmount(name))
         try:
-            await self._runner.run(commands.destroy(name, recursive=True))
+            await self._destroy_retrying(name, retry=dataset.mounted)
         except ZFSError:
             if dataset.mounted:
                 # Leave it as we found it: mounted.
@@ -316,6 +326,21 @@ class ZFSBackend(Service):
                                 dataset_id=dataset_id, reason=str(error))
             raise
         self._remove_mountpoint(dataset)
+
+    async def _destroy_retrying(self, name, retry):
+        """
+        ``zfs destroy -r``; right after an unmount zfs-fuse can still answer
+        "dataset is busy" for a moment, so that answer is retried briefly.
+        """
+        delays = list(_BUSY_RETRY_DELAYS) if retry else []
+        while True:
+            try:
+                await self._runner.run(commands.destroy(name, recursive=True))
+                return
+            except DatasetBusy:
+                if not delays:
+                    raise
+                await deferLater(self._reactor, delays.pop(0), lambda: None)
 
     def _remove_mountpoint(self, dataset):
         # Only the empty directory ZFS left behind, and only under our root.
