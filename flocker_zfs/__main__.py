@@ -1,0 +1,5 @@
+"""``python -m flocker_zfs``: the ``flocker-zfs`` command line."""
+
+from ._cli import main
+
+main()

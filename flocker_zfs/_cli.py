@@ -1,0 +1,240 @@
+# test-case-name: flocker_zfs.test.test_cli
+"""
+The ``flocker-zfs`` command line (also ``python -m flocker_zfs``).
+
+Each subcommand builds a :class:`ZFSBackend` from its options, runs one
+operation on the reactor and prints the result, as a table or as ``--json``.
+A user mistake or a failed operation prints one line, ``flocker-zfs: error:
+<cause>. Fix: <fix>``, and exits 1; never a traceback.
+"""
+
+import argparse
+import json
+import sys
+import uuid
+
+from twisted.internet.defer import Deferred
+from twisted.internet.task import react
+
+from ._backend import ZFSBackend
+from .errors import ConfigError, FlockerZFSError
+from .node import DEFAULT_NODE_FILE, load_node_uuid
+
+DEFAULT_POOL = "flocker"
+DEFAULT_MOUNT_ROOT = "/flocker"
+
+
+def _size(text):
+    """
+    Parse a size such as ``1073741824``, ``512M`` or ``10G`` into bytes.
+    """
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    text = text.strip()
+    if text.lower() == "none":
+        return None
+    scale = 1
+    if text and text[-1].upper() in units:
+        scale = units[text[-1].upper()]
+        text = text[:-1]
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            "invalid size %r: use bytes or a number with K, M, G or T" % (text,))
+    return value * scale
+
+
+def _human(value):
+    if value is None:
+        return "-"
+    for unit, scale in (("T", 1 << 40), ("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
+        if value >= scale:
+            return "%.1f%s" % (value / scale, unit)
+    return str(value)
+
+
+def _dataset_json(dataset, node_uuid):
+    return {
+        "dataset_id": dataset.dataset_id,
+        "owner": dataset.owner,
+        "owned_here": dataset.owned_by(node_uuid),
+        "writable": dataset.writable,
+        "generation": dataset.generation,
+        "maximum_size": dataset.maximum_size,
+        "used": dataset.used,
+        "referenced": dataset.referenced,
+        "mountpoint": dataset.mountpoint,
+        "mounted": dataset.mounted,
+        "origin": dataset.origin,
+        "snapshots": [{"name": s.name, "guid": str(s.guid)} for s in dataset.snapshots],
+    }
+
+
+def _status_table(state, node_uuid):
+    rows = [("DATASET", "OWNER", "STATE", "MAX SIZE", "USED", "NEWEST SNAPSHOT", "MOUNTPOINT")]
+    for dataset_id in sorted(state.datasets):
+        dataset = state.datasets[dataset_id]
+        newest = dataset.newest_snapshot()
+        rows.append((
+            dataset_id,
+            "this node" if dataset.owned_by(node_uuid) else (dataset.owner or "?"),
+            "writable" if dataset.writable else "replica",
+            _human(dataset.maximum_size),
+            _human(dataset.used),
+            newest.name if newest else "-",
+            dataset.mountpoint or "-",
+        ))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip()
+             for row in rows]
+    if not state.datasets:
+        lines.append("(no datasets in pool %s)" % (state.pool,))
+    for name in state.ignored:
+        lines.append("ignored (not managed by flocker-zfs): %s" % (name,))
+    return "\n".join(lines)
+
+
+async def _status(backend, options, out):
+    state = await backend.discover()
+    if options.json:
+        out.write(json.dumps({
+            "pool": state.pool,
+            "node_uuid": backend.node_uuid if options.identity else None,
+            "implementation": backend.capabilities.implementation,
+            "datasets": [_dataset_json(state.datasets[k], backend.node_uuid)
+                         for k in sorted(state.datasets)],
+            "ignored": list(state.ignored),
+        }, indent=2) + "\n")
+    else:
+        out.write("pool %s (%s), node %s\n" % (
+            state.pool, backend.capabilities.implementation,
+            backend.node_uuid if options.identity else "(no identity yet)"))
+        out.write(_status_table(state, backend.node_uuid) + "\n")
+
+
+def _report(dataset, options, out, verb):
+    if options.json:
+        out.write(json.dumps(_dataset_json(dataset, options.node_uuid), indent=2) + "\n")
+    else:
+        out.write("%s %s (max size %s) at %s\n" % (
+            verb, dataset.dataset_id, _human(dataset.maximum_size), dataset.mountpoint))
+
+
+async def _create(backend, options, out):
+    dataset_id = options.dataset_id or str(uuid.uuid4())
+    _report(await backend.create(dataset_id, options.size), options, out, "created")
+
+
+async def _resize(backend, options, out):
+    _report(await backend.resize(options.dataset_id, options.size), options, out, "resized")
+
+
+async def _destroy(backend, options, out):
+    await backend.destroy(options.dataset_id, force=options.force)
+    if options.json:
+        out.write(json.dumps({"destroyed": options.dataset_id}) + "\n")
+    else:
+        out.write("destroyed %s\n" % (options.dataset_id,))
+
+
+async def _snapshot(backend, options, out):
+    snapshot = await backend.snapshot(options.dataset_id, options.name)
+    if options.json:
+        out.write(json.dumps({"dataset_id": options.dataset_id, "name": snapshot.name,
+                              "guid": str(snapshot.guid)}) + "\n")
+    else:
+        out.write("snapshot %s@%s\n" % (options.dataset_id, snapshot.name))
+
+
+def _parser():
+    parser = argparse.ArgumentParser(
+        prog="flocker-zfs",
+        description="Manage flocker datasets in a local ZFS pool.")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--pool", default=DEFAULT_POOL,
+                        help="ZFS pool holding the datasets (default: %(default)s)")
+    common.add_argument("--mount-root", default=DEFAULT_MOUNT_ROOT,
+                        help="directory datasets are mounted under (default: %(default)s)")
+    common.add_argument("--node-file", default=DEFAULT_NODE_FILE,
+                        help="this node's identity file (default: %(default)s)")
+    common.add_argument("--json", action="store_true", help="print JSON for scripts")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+
+    status = commands.add_parser("status", parents=[common],
+                                 help="list the datasets in the pool")
+    status.set_defaults(run=_status, creates_identity=False)
+
+    create = commands.add_parser("create", parents=[common], help="create a dataset")
+    create.add_argument("dataset_id", nargs="?", help="a lowercase UUID (default: a new one)")
+    create.add_argument("--size", type=_size, default=None,
+                        help="maximum size, e.g. 10G (default: no limit)")
+    create.set_defaults(run=_create, creates_identity=True)
+
+    resize = commands.add_parser("resize", parents=[common],
+                                 help="change a dataset's maximum size")
+    resize.add_argument("dataset_id")
+    resize.add_argument("size", type=_size, help="new maximum size, e.g. 20G, or 'none'")
+    resize.set_defaults(run=_resize, creates_identity=False)
+
+    destroy = commands.add_parser("destroy", parents=[common],
+                                  help="destroy a dataset and its snapshots")
+    destroy.add_argument("dataset_id")
+    destroy.add_argument("--force", action="store_true",
+                         help="also destroy snapshots flocker-zfs did not take")
+    destroy.set_defaults(run=_destroy, creates_identity=False)
+
+    snapshot = commands.add_parser("snapshot", parents=[common], help="snapshot a dataset")
+    snapshot.add_argument("dataset_id")
+    snapshot.add_argument("--name", default=None, help="snapshot name (default: generated)")
+    snapshot.set_defaults(run=_snapshot, creates_identity=False)
+    return parser
+
+
+def _identity(options):
+    """
+    This node's uuid.  Read-only commands work before the identity exists:
+    they use a throw-away uuid and say so.
+    """
+    try:
+        node_uuid = load_node_uuid(options.node_file, create=options.creates_identity)
+        options.identity = True
+    except ConfigError:
+        if options.creates_identity:
+            raise
+        node_uuid = str(uuid.uuid4())
+        options.identity = False
+    options.node_uuid = node_uuid
+    return node_uuid
+
+
+def run(reactor, argv, out, err):
+    """
+    Run one command line on ``reactor``.
+
+    :return: ``Deferred`` firing with the exit status.
+    """
+    options = _parser().parse_args(argv)
+
+    async def go():
+        try:
+            backend = ZFSBackend(reactor, options.pool, options.mount_root, _identity(options))
+            await options.run(backend, options, out)
+        except FlockerZFSError as error:
+            err.write("flocker-zfs: error: %s\n" % (error,))
+            return 1
+        return 0
+    return Deferred.fromCoroutine(go())
+
+
+def main(argv=None):
+    """
+    Console-script entry point.
+    """
+    argv = sys.argv[1:] if argv is None else argv
+
+    def go(reactor):
+        d = run(reactor, argv, sys.stdout, sys.stderr)
+        d.addCallback(lambda status: sys.exit(status) if status else None)
+        return d
+    react(go)
