@@ -11,7 +11,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.9",
     packages=find_packages(),
-    package_data={"flocker_zfs.test": ["recordings/*/*.json"]},
+    package_data={"flocker_zfs.test": ["recordings/*/*.json", "recordings/*.md", "data/*.txt"]},
     install_requires=[
         "twisted>=22.10",
         "pyrsistent>=0.19",

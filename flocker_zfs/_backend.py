@@ -227,7 +227,7 @@ class ZFSBackend(Service):
         """
         name = dataset_name(self.pool, dataset_id)
         argv, out = await self._listing(name)
-        state = commands.pool_state(argv, self.pool, out)
+        state = commands.pool_state(argv, self.pool, out, self._capabilities)
         if dataset_id in state.datasets:
             return state.datasets[dataset_id]
         raise NotManaged("dataset %s exists but is not managed by flocker-zfs" % (name,))
@@ -257,7 +257,7 @@ class ZFSBackend(Service):
         await self.start()
         with start_action(action_type=DISCOVER, pool=self.pool) as action:
             argv, out = await self._listing(self.pool)
-            state = commands.pool_state(argv, self.pool, out)
+            state = commands.pool_state(argv, self.pool, out, self._capabilities)
             action.add_success_fields(datasets=len(state.datasets), ignored=list(state.ignored))
             return state
 

@@ -179,7 +179,18 @@ def managed_id(pool, name, props):
     return child
 
 
-def _dataset(argv, pool, dataset_id, props, snapshots):
+def _writable(props, capabilities):
+    value, source = props.get("readonly", ("on", "-"))
+    if value != "off":
+        return False
+    if source == "temporary" and capabilities is not None and capabilities.mount_reports_rw:
+        # zfs-fuse: "off (temporary)" on a mounted dataset means the
+        # property is really "on" and writes fail.
+        return False
+    return True
+
+
+def _dataset(argv, pool, dataset_id, props, snapshots, capabilities):
     name = "%s/%s" % (pool, dataset_id)
     generation = _integer(argv, name, props, GENERATION, 0) if _local(props, GENERATION) else 0
     refquota = _integer(argv, name, props, "refquota", 0)
@@ -191,7 +202,7 @@ def _dataset(argv, pool, dataset_id, props, snapshots):
         dataset_id=dataset_id,
         owner=_local(props, OWNER),
         generation=max(generation, 0),
-        writable=props.get("readonly", ("on",))[0] == "off",
+        writable=_writable(props, capabilities),
         maximum_size=refquota or None,
         used=_integer(argv, name, props, "used", 0),
         referenced=_integer(argv, name, props, "referenced", 0),
@@ -202,10 +213,14 @@ def _dataset(argv, pool, dataset_id, props, snapshots):
     )
 
 
-def pool_state(argv, pool, stdout):
+def pool_state(argv, pool, stdout, capabilities=None):
     """
     Build the :class:`PoolState` of ``pool`` from a recursive
     :func:`get_properties` listing.
+
+    :param capabilities: the implementation's
+        :class:`~flocker_zfs.model.Capabilities` (how to read ``readonly``);
+        ``None`` reads values literally.
 
     :raises UnexpectedOutput: the listing is malformed, or a number we
         rely on is not a number.
@@ -230,7 +245,8 @@ def pool_state(argv, pool, stdout):
             if name.startswith(pool + "/") and is_dataset_id(name[len(pool) + 1:]):
                 ignored.append(name)
             continue
-        datasets[dataset_id] = _dataset(argv, pool, dataset_id, props, snapshots.get(name, []))
+        datasets[dataset_id] = _dataset(argv, pool, dataset_id, props,
+                                        snapshots.get(name, []), capabilities)
     return PoolState(pool=pool, datasets=datasets, ignored=sorted(ignored))
 
 

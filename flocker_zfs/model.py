@@ -139,6 +139,10 @@ class Capabilities(PClass):
     :ivar bool send_estimate: ``zfs send -nP`` prints a size estimate.
     :ivar bool send_compressed: ``zfs send -c -L -e`` exist.
     :ivar bool raw_send: ``zfs send -w`` exists.
+    :ivar bool mount_reports_rw: a *mounted* dataset whose ``readonly`` is
+        ``on`` is reported as ``off`` with source ``temporary`` (zfs-fuse
+        mounts everything ``rw`` and enforces read-only itself: writes still
+        fail with EROFS).  Elsewhere a temporary ``off`` really is writable.
     """
 
     implementation = field(type=str, mandatory=True)
@@ -155,13 +159,14 @@ class Capabilities(PClass):
     send_estimate = field(type=bool, initial=False)
     send_compressed = field(type=bool, initial=False)
     raw_send = field(type=bool, initial=False)
+    mount_reports_rw = field(type=bool, initial=False)
 
 
 def zfs_fuse_capabilities():
     """
     :return: the :class:`Capabilities` of zfs-fuse 0.7 (pool version 23).
     """
-    return Capabilities(implementation=ZFS_FUSE, holds=True)
+    return Capabilities(implementation=ZFS_FUSE, holds=True, mount_reports_rw=True)
 
 
 def openzfs_capabilities(version="", bookmarks=True):

@@ -7,6 +7,7 @@ environment can do: run raw ``zfs`` commands (to build foreign datasets and
 to look at the pool behind the backend's back) and make a dataset busy.
 """
 
+import errno
 import os
 import uuid
 
@@ -52,9 +53,13 @@ class Harness(object):
         mounted dataset busy until the returned undo is called.
     :ivar make_backend: ``callable(pool=..., mount_root=...)`` for another
         backend on the same ZFS (e.g. a missing pool).
+    :ivar bool enforces_readonly: writes to a read-only dataset fail (real
+        ZFS; the fake cannot stop writes to a real directory).
     """
 
-    def __init__(self, backend, recorder, raw, profile, make_busy, make_backend):
+    def __init__(self, backend, recorder, raw, profile, make_busy, make_backend,
+                 enforces_readonly):
+        self.enforces_readonly = enforces_readonly
         self.backend = backend
         self.recorder = recorder
         self.raw = raw
@@ -329,6 +334,23 @@ def make_istoragebackend_tests(make_harness):
                 await self.backend.resize(dataset_id, 1 * MiB)
             self.assertIn(dataset_id, str(caught.exception))
             self.assertEqual((await self.backend.get(dataset_id)).maximum_size, 64 * MiB)
+
+        async def test_read_only_reported(self):
+            """
+            A dataset made read-only is reported as not writable (zfs-fuse
+            reports mounted read-only datasets as ``off (temporary)``), and
+            where the implementation enforces it, writes fail.
+            """
+            dataset_id = _id()
+            await self.backend.create(dataset_id)
+            await self.harness.raw.run(["zfs", "set", "readonly=on",
+                                        "%s/%s" % (self.harness.pool, dataset_id)])
+            dataset = await self.backend.get(dataset_id)
+            self.assertEqual((dataset.writable, dataset.mounted), (False, True))
+            if self.harness.enforces_readonly:
+                with self.assertRaises(OSError) as caught:
+                    self.write(dataset_id, "f", b"x")
+                self.assertEqual(caught.exception.errno, errno.EROFS)
 
         async def test_resize_replica(self):
             """

@@ -50,7 +50,8 @@ def real_harness(case):
         return ZFSBackend(reactor, pool, mount_root, node, runner=ProcessRunner(reactor))
 
     backend = ZFSBackend(reactor, pool, mount_root, node, runner=recorder)
-    return Harness(backend, recorder, raw, _profile(), _busy, make_backend)
+    return Harness(backend, recorder, raw, _profile(), _busy, make_backend,
+                   enforces_readonly=True)
 
 
 class RealZFSBackendTests(make_istoragebackend_tests(real_harness)):
