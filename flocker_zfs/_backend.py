@@ -29,6 +29,7 @@ from .errors import (
     ConfigError, DatasetBusy, DatasetExists, DatasetNotFound, ForeignSnapshots, MountRootError,
     NotManaged, NotOwner, PoolUnhealthy, ZFSError)
 from .interfaces import IStorageBackend
+from .model import OPENZFS
 from .names import (
     dataset_name, is_dataset_id, snapshot_name, validate_dataset_id,
     validate_mount_root, validate_pool_name, validate_snapshot_name)
@@ -146,6 +147,9 @@ class ZFSBackend(Service):
                 argv, await self._runner.run(argv), self.pool)
             if health not in _USABLE_HEALTH:
                 raise PoolUnhealthy(subject=self.pool, health=health)
+            if capabilities.implementation == OPENZFS:
+                out = await self._runner.run(commands.pool_feature(self.pool, "bookmarks"))
+                capabilities = capabilities.set(bookmarks=commands.feature_usable(out))
             self._check_mount_root()
             if self._prepare:
                 await self._prepare_pool()

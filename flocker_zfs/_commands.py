@@ -77,6 +77,23 @@ def legacy_capabilities():
     return zfs_fuse_capabilities()
 
 
+def pool_feature(pool, feature):
+    """
+    ``zpool get -H -o value feature@FEATURE POOL`` (OpenZFS only: zfs-fuse
+    pools are version 23, without feature flags, and its ``zpool get`` has
+    no ``-H``).
+    """
+    return ["zpool", "get", "-H", "-o", "value", "feature@" + feature, pool]
+
+
+def feature_usable(stdout):
+    """
+    :return: ``True`` if a :func:`pool_feature` value says the feature can
+        be used (``enabled`` or ``active``; not ``disabled`` or ``-``).
+    """
+    return stdout.strip() in (b"enabled", b"active")
+
+
 # -- pool ----------------------------------------------------------------------
 
 def pool_health(pool):

@@ -223,6 +223,27 @@ class CapabilityTests(SynchronousTestCase):
                           caps.multi_set), (ZFS_FUSE, False, False, False))
 
 
+class PoolFeatureTests(SynchronousTestCase):
+    """
+    Tests for :func:`pool_feature` and :func:`feature_usable`.
+    """
+
+    def test_argv(self):
+        """
+        The feature is read with ``zpool get -H -o value``.
+        """
+        self.assertEqual(commands.pool_feature("tank", "bookmarks"),
+                         ["zpool", "get", "-H", "-o", "value", "feature@bookmarks", "tank"])
+
+    def test_values(self):
+        """
+        Enabled and active features are usable; disabled or unknown are not.
+        """
+        self.assertEqual([commands.feature_usable(v) for v in
+                          (b"enabled\n", b"active\n", b"disabled\n", b"-\n")],
+                         [True, True, False, False])
+
+
 class PoolHealthTests(SynchronousTestCase):
     """
     Tests for :func:`pool_health` and its parser.
