@@ -150,7 +150,8 @@ def parse_properties(argv, stdout):
     for line in _lines(stdout):
         fields = line.split("\t")
         if len(fields) < 4:
-            raise UnexpectedOutput(argv, "expected 4 tab-separated fields, got %r" % (line,), stdout)
+            raise UnexpectedOutput(
+                argv, "expected 4 tab-separated fields, got %r" % (line,), stdout)
         name, prop, source = fields[0], fields[1], fields[-1]
         # Names and property names cannot contain tabs; a user property's
         # value can, so it is everything between them.
@@ -388,4 +389,3 @@ def size_value(maximum_size):
     :return: the ``refquota`` value for ``maximum_size`` (``"none"`` for no limit).
     """
     return "none" if maximum_size is None else str(maximum_size)
-

@@ -190,7 +190,8 @@ class OutOfSpace(ZFSError):
 class QuotaTooSmall(ZFSError):
     """The requested maximum size is below what the dataset already uses."""
     cause = "maximum size is smaller than the space the dataset already uses"
-    fix = "Choose a maximum size at least as large as the dataset's used space, or delete data first."
+    fix = ("Choose a maximum size at least as large as the dataset's used space, "
+           "or delete data first.")
 
 
 class PoolNotFound(ZFSError):
@@ -240,7 +241,8 @@ class ZFSNotRunning(ZFSError):
 class CommandTimedOut(ZFSError):
     """The command did not finish in time and was killed."""
     cause = "command timed out and was killed"
-    fix = "Check that ZFS is responsive (`zpool status`); raise the timeout if the pool is just slow."
+    fix = ("Check that ZFS is responsive (`zpool status`); raise the timeout if the pool "
+           "is just slow.")
 
 
 class UnexpectedOutput(ZFSError):

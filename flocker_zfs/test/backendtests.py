@@ -198,8 +198,8 @@ def make_istoragebackend_tests(make_harness):
             """
             dataset_id = _id()
             await self.backend.start()
-            await self.harness.raw.run(["zfs", "create", "%s/%s" % (self.harness.pool,
-                                                                     dataset_id)])
+            await self.harness.raw.run(
+                ["zfs", "create", "%s/%s" % (self.harness.pool, dataset_id)])
             before = await self.harness.names()
             with self.assertRaises(NotManaged):
                 await self.backend.create(dataset_id)
@@ -394,8 +394,8 @@ def make_istoragebackend_tests(make_harness):
             """
             dataset_id = _id()
             await self.backend.start()
-            await self.harness.raw.run(["zfs", "create", "%s/%s" % (self.harness.pool,
-                                                                     dataset_id)])
+            await self.harness.raw.run(
+                ["zfs", "create", "%s/%s" % (self.harness.pool, dataset_id)])
             before = await self.harness.names()
             with self.assertRaises(NotManaged):
                 await self.backend.destroy(dataset_id)
