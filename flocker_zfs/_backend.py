@@ -341,8 +341,9 @@ class ZFSBackend(Service):
             try:
                 await self._runner.run(commands.destroy(name, recursive=True))
                 return
-            except DatasetBusy:
-                if not delays:
+            except DatasetBusy as error:
+                # Only plain "busy": dependent clones will not go away.
+                if not delays or type(error) is not DatasetBusy:
                     raise
                 await deferLater(self._reactor, delays.pop(0), lambda: None)
 

@@ -208,17 +208,20 @@ def _identity(options):
     return node_uuid
 
 
-def run(reactor, argv, out, err):
+def run(reactor, argv, out, err, runner=None):
     """
     Run one command line on ``reactor``.
 
+    :param runner: the ``IRunner`` for zfs commands (tests pass a fake);
+        default a process runner on ``reactor``.
     :return: ``Deferred`` firing with the exit status.
     """
     options = _parser().parse_args(argv)
 
     async def go():
         try:
-            backend = ZFSBackend(reactor, options.pool, options.mount_root, _identity(options))
+            backend = ZFSBackend(reactor, options.pool, options.mount_root,
+                                 _identity(options), runner=runner)
             await options.run(backend, options, out)
         except FlockerZFSError as error:
             err.write("flocker-zfs: error: %s\n" % (error,))

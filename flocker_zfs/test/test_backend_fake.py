@@ -1,0 +1,142 @@
+"""
+The ``IStorageBackend`` conformance suite against the fake ZFS, in both
+capability profiles, plus backend behaviour only the fake can set up
+(daemon down, ZFS missing, injected failures, eliot nesting).
+"""
+
+import os
+import uuid
+
+from eliot.testing import LoggedAction, capture_logging
+from twisted.internet.testing import MemoryReactorClock
+from twisted.trial.unittest import SynchronousTestCase
+
+from .._actions import COMMAND, CREATE, START
+from .._backend import ZFSBackend
+from ..errors import CommandFailed, DatasetNotFound, ZFSNotInstalled, ZFSNotRunning
+from ..testing import FakeZFS, make_fake_backend
+from .backendtests import Harness, RecordingRunner, make_istoragebackend_tests
+
+
+def fake_harness(profile):
+    """
+    :return: a harness factory over a fresh :class:`FakeZFS` of ``profile``.
+    """
+    def make(case):
+        fake = FakeZFS(profile=profile)
+        fake.add_pool("flocker")
+        case.addCleanup(fake.unmount_all)
+        mount_root = os.path.abspath(case.mktemp())
+        recorder = RecordingRunner(fake)
+        node = str(uuid.uuid4())
+        reactor = MemoryReactorClock()
+
+        def make_backend(pool="flocker", mount_root=mount_root):
+            return ZFSBackend(reactor, pool, mount_root, node, runner=fake)
+
+        def make_busy(mountpoint):
+            name = [n for n in fake.pools() if n == "flocker"][0] + "/" + \
+                os.path.basename(mountpoint)
+            fake.set_busy(name)
+            return lambda: fake.set_busy(name, False)
+
+        backend = ZFSBackend(reactor, "flocker", mount_root, node, runner=recorder)
+        return Harness(backend, recorder, fake, profile, make_busy, make_backend,
+                       enforces_readonly=False)
+    return make
+
+
+class FakeZFSFuseBackendTests(make_istoragebackend_tests(fake_harness("zfs-fuse"))):
+    """
+    ``IStorageBackend`` over the fake ZFS, zfs-fuse profile.
+    """
+
+
+class FakeOpenZFSBackendTests(make_istoragebackend_tests(fake_harness("openzfs"))):
+    """
+    ``IStorageBackend`` over the fake ZFS, OpenZFS profile.
+    """
+
+
+class FakeOnlyBackendTests(SynchronousTestCase):
+    """
+    Backend behaviour under conditions only the fake can create.
+    """
+
+    def setUp(self):
+        self.backend, self.fake = make_fake_backend(os.path.abspath(self.mktemp()))
+        self.addCleanup(self.fake.unmount_all)
+
+    def test_daemon_down(self):
+        """
+        With the zfs-fuse daemon down, start-up fails with
+        ``ZFSNotRunning`` whose fix says how to start it.
+        """
+        self.fake.daemon_running = False
+        error = self.failureResultOf(self.backend.start(), ZFSNotRunning).value
+        self.assertIn("zfs-fuse", str(error))
+
+    def test_not_installed(self):
+        """
+        Without ZFS, operations fail with ``ZFSNotInstalled``.
+        """
+        self.fake.installed = False
+        self.failureResultOf(self.backend.create(str(uuid.uuid4())), ZFSNotInstalled)
+
+    def test_start_retried(self):
+        """
+        A failed start-up is not remembered: once the daemon is back, the
+        next operation succeeds.
+        """
+        self.fake.daemon_running = False
+        self.failureResultOf(self.backend.discover(), ZFSNotRunning)
+        self.fake.daemon_running = True
+        self.assertEqual(len(self.successResultOf(self.backend.discover()).datasets), 0)
+
+    def test_failed_discovery_is_not_empty(self):
+        """
+        A discovery whose listing fails is a failure, never an empty pool.
+        """
+        dataset_id = str(uuid.uuid4())
+        self.successResultOf(self.backend.create(dataset_id))
+        self.fake.fail_next(lambda argv: argv[1] == "get", 1, b"internal error: oops\n")
+        self.failureResultOf(self.backend.discover(), CommandFailed)
+        self.assertIn(dataset_id, self.successResultOf(self.backend.discover()).datasets)
+
+    def test_destroy_failure_remounts(self):
+        """
+        If the destroy itself fails after the unmount, the dataset is
+        mounted again with its data.
+        """
+        dataset_id = str(uuid.uuid4())
+        self.successResultOf(self.backend.create(dataset_id))
+        self.backend.path(dataset_id).child("f").setContent(b"keep")
+        self.fake.fail_next(lambda argv: argv[1] == "destroy", 1,
+                            b"cannot destroy 'x': I/O error\n")
+        self.failureResultOf(self.backend.destroy(dataset_id), CommandFailed)
+        dataset = self.successResultOf(self.backend.get(dataset_id))
+        self.assertEqual((dataset.mounted, self.backend.path(dataset_id).child("f").getContent()),
+                         (True, b"keep"))
+
+    def test_get_missing(self):
+        """
+        ``get`` of an unknown id fails with ``DatasetNotFound``.
+        """
+        self.failureResultOf(self.backend.get(str(uuid.uuid4())), DatasetNotFound)
+
+    @capture_logging(None)
+    def test_logged_with_commands(self, logger):
+        """
+        ``create`` is one eliot action whose children are its commands.
+        """
+        dataset_id = str(uuid.uuid4())
+        self.successResultOf(self.backend.create(dataset_id))
+        [start] = LoggedAction.of_type(logger.messages, START)
+        [create] = LoggedAction.of_type(logger.messages, CREATE)
+        self.assertTrue(create.succeeded)
+        self.assertEqual(create.start_message["dataset_id"], dataset_id)
+        argvs = [child.start_message["argv"][1] for child in create.children
+                 if isinstance(child, LoggedAction)
+                 and child.start_message["action_type"] == COMMAND]
+        self.assertEqual(argvs, ["create", "get"])
+        self.assertTrue(start.succeeded)
