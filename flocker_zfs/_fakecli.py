@@ -206,6 +206,11 @@ class ReadCommands(object):
         raw, source = st.settable_value(self._state, dataset.name, info.name)
         if raw is None:
             raw = st.effective(self._state, dataset.name, info.name)
+        if (self.profile == "zfs-fuse" and info.name == "readonly" and raw == "on"
+                and getattr(dataset, "mounted", False)):
+            # zfs-fuse mounts everything rw at the FUSE level and enforces
+            # read-only itself; `zfs get` then reports the mount option.
+            return "off", "temporary", "-"
         received = dataset.received.get(info.name)
         received = "-" if received is None else format_value(info, received, parsable)
         return format_value(info, raw, parsable), source, received

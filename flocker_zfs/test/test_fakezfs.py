@@ -428,6 +428,23 @@ class SetInheritTests(FakeCase):
         self.ok("set readonly=off p/a")
         self.assertEqual(os.stat(os.path.join(path, "f")).st_mode & 0o777, 0o644)
 
+    def test_readonly_mounted_zfs_fuse(self):
+        """
+        zfs-fuse reports a mounted read-only dataset as ``readonly off``
+        with source ``temporary`` (it mounts everything rw at the FUSE level),
+        and the real value once unmounted; OpenZFS reports the real value.
+        """
+        self.create_mounted()
+        self.ok("set readonly=on p/a")
+        self.assertEqual(self.ok("get -H -o value,source readonly p/a"), "off\ttemporary\n")
+        self.ok("unmount p/a")
+        self.assertEqual(self.ok("get -H -o value,source readonly p/a"), "on\tlocal\n")
+        fake = FakeZFS(profile="openzfs")
+        fake.add_pool("p")
+        self.addCleanup(fake.unmount_all)
+        self.ok("create -o mountpoint=%s -o readonly=on p/a" % (self.mnt("o"),), fake)
+        self.assertEqual(self.ok("get -H -o value,source readonly p/a", fake), "on\tlocal\n")
+
     def test_mountpoint_moves_content(self):
         """Changing the mountpoint remounts, carrying the files to the new directory."""
         path = self.create_mounted()
