@@ -219,7 +219,9 @@ class ZFSBackend(Service):
             self._locks.pop(dataset_id, None)
 
     async def _listing(self, target, recursive=True):
-        argv = commands.get_properties(target, recursive=recursive)
+        argv = commands.get_properties(
+            target, recursive=recursive,
+            properties=commands.discovery_properties(self._capabilities))
         return argv, await self._runner.run(argv)
 
     async def _get(self, dataset_id):

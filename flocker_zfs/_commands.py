@@ -28,13 +28,31 @@ MANAGED = "flocker:managed"
 DATASET_ID = "flocker:dataset_id"
 OWNER = "flocker:owner"
 GENERATION = "flocker:generation"
+#: ``"<node uuid>:<generation>"`` while this node hands the dataset off.
+HANDOFF = "flocker:handoff"
+#: ``"<node uuid>=<guid>,..."``: the newest snapshot each peer is known to
+#: hold, so retention keeps every peer's incremental base.
+BASES = "flocker:bases"
 
 #: Properties read by discovery, in the order requested.
 DISCOVERY_PROPERTIES = (
     "type", "guid", "createtxg", "used", "referenced", "refquota",
     "readonly", "mountpoint", "mounted", "origin",
-    MANAGED, DATASET_ID, OWNER, GENERATION,
+    MANAGED, DATASET_ID, OWNER, GENERATION, HANDOFF, BASES,
 )
+
+#: Read too where the implementation has resumable receives (zfs-fuse
+#: rejects the whole listing if asked for a property it does not know).
+RESUME_TOKEN = "receive_resume_token"
+
+
+def discovery_properties(capabilities):
+    """
+    :return: the properties discovery reads with ``capabilities``.
+    """
+    if capabilities is not None and capabilities.resume_tokens:
+        return DISCOVERY_PROPERTIES + (RESUME_TOKEN,)
+    return DISCOVERY_PROPERTIES
 
 
 # -- capabilities ------------------------------------------------------------
@@ -208,6 +226,32 @@ def _writable(props, capabilities):
     return True
 
 
+def _token(props):
+    value = props.get(RESUME_TOKEN, ("-",))[0]
+    return None if value in ("-", "") else value
+
+
+def parse_bases(value):
+    """
+    :param value: a ``flocker:bases`` value (``"<uuid>=<guid>,..."``) or ``None``.
+    :return: ``{node uuid: guid}``; malformed entries are skipped (they
+        only ever cost an extra full send, never data).
+    """
+    bases = {}
+    for item in (value or "").split(","):
+        node, _, guid = item.partition("=")
+        if is_dataset_id(node) and guid.isdigit() and len(guid) <= 20:
+            bases[node] = int(guid)
+    return bases
+
+
+def format_bases(bases):
+    """
+    :return: the ``flocker:bases`` value for ``{node uuid: guid}``.
+    """
+    return ",".join("%s=%d" % (node, bases[node]) for node in sorted(bases))
+
+
 def _dataset(argv, pool, dataset_id, props, snapshots, capabilities):
     name = "%s/%s" % (pool, dataset_id)
     generation = _integer(argv, name, props, GENERATION, 0) if _local(props, GENERATION) else 0
@@ -227,6 +271,9 @@ def _dataset(argv, pool, dataset_id, props, snapshots, capabilities):
         mountpoint=None if mountpoint in ("-", "none", "legacy") else mountpoint,
         mounted=props.get("mounted", ("no",))[0] == "yes",
         origin=None if origin == "-" else origin,
+        handoff=_local(props, HANDOFF),
+        peer_bases=parse_bases(_local(props, BASES)),
+        resume_token=_token(props),
         snapshots=pvector(sorted(snapshots, key=lambda s: s.createtxg)),
     )
 

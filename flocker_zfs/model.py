@@ -55,6 +55,13 @@ class Dataset(PClass):
     :ivar mountpoint: the ``mountpoint`` property (``str``) or ``None``.
     :ivar bool mounted: whether it is mounted now.
     :ivar origin: ``dataset_id@snapshot`` it was cloned from, or ``None``.
+    :ivar handoff: the ``flocker:handoff`` marker (``"<node uuid>:<generation>"``)
+        while a handoff from this node is in progress, else ``None``.
+    :ivar peer_bases: ``node uuid -> guid`` of the newest snapshot known to
+        be on that peer (``flocker:peer:<uuid>`` properties): replication
+        bases that retention must keep.
+    :ivar resume_token: the ``receive_resume_token`` left by an interrupted
+        resumable receive (OpenZFS), else ``None``.
     :ivar snapshots: oldest first.
     """
 
@@ -69,6 +76,9 @@ class Dataset(PClass):
     mountpoint = field(type=(str, type(None)), initial=None)
     mounted = field(type=bool, initial=False)
     origin = field(type=(str, type(None)), initial=None)
+    handoff = field(type=(str, type(None)), initial=None)
+    peer_bases = pmap_field(str, int)
+    resume_token = field(type=(str, type(None)), initial=None)
     snapshots = pvector_field(Snapshot)
 
     def owned_by(self, node_uuid):
