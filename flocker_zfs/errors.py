@@ -260,6 +260,151 @@ class CommandFailed(ZFSError):
     cause = "command failed"
 
 
+# -- receive ---------------------------------------------------------------
+
+class DestinationModified(ZFSError):
+    """The replica was changed since its newest snapshot; an incremental cannot apply."""
+    cause = "the replica was modified since its newest snapshot"
+    fix = ("Someone wrote to the read-only replica. flocker-zfs never discards that "
+           "automatically: inspect it, then destroy the replica on that node "
+           "(`flocker-zfs destroy --force ID` there) so the next push sends it again.")
+
+
+class BaseMismatch(ZFSError):
+    """The replica's newest snapshot is not the stream's incremental base."""
+    cause = "the replica's newest snapshot is not the incremental base"
+    fix = ("The replica has diverged (snapshots newer than the common base, or a "
+           "different lineage); compare `flocker-zfs status` on both nodes.")
+
+
+class StreamIncomplete(ZFSError):
+    """The stream ended early or was corrupt; the replica is unchanged."""
+    cause = "the stream was incomplete or corrupt"
+    fix = "Retry the transfer; the replica kept its last complete snapshot."
+
+
+class DestinationExists(ZFSError):
+    """A full stream was sent to a peer that already has the dataset."""
+    cause = "the peer already has this dataset"
+    fix = "Push again: an incremental from the common snapshot is needed, not a full stream."
+
+
+#: Patterns for ``zfs receive`` failures (OpenZFS and zfs-fuse wording),
+#: checked before :data:`COMMON`.
+RECEIVE_ERRORS = (
+    (DestinationModified, re.compile(rb"has been modified\s+since most recent snapshot")),
+    (BaseMismatch, re.compile(rb"does not\s+match incremental source|"
+                              rb"incremental source .* no longer exists")),
+    (StreamIncomplete, re.compile(rb"incomplete stream|invalid backup stream|"
+                                  rb"checksum mismatch")),
+    (DestinationExists, re.compile(rb"destination '[^']*' exists|destination has snapshots")),
+)
+
+
+# -- peers and transport -----------------------------------------------------
+
+class TransportError(FlockerZFSError):
+    """
+    SSH to a peer failed (ssh exited 255).
+
+    :ivar str peer: the peer's address.
+    :ivar bytes stderr: what ssh said.
+    """
+
+    cause = "ssh to the peer failed"
+    fix = "Run `flocker-zfs doctor` to check SSH between the nodes."
+
+    def __init__(self, peer, stderr=b"", argv=()):
+        FlockerZFSError.__init__(self, peer, stderr)
+        self.peer = peer
+        self.stderr = stderr
+        self.argv = tuple(argv)
+
+    def summary(self):
+        lines = [line.strip() for line in self.stderr.decode("utf-8", "replace").splitlines()
+                 if line.strip() and not line.startswith("@@@")]
+        detail = (" (%s)" % (lines[-1],)) if lines else ""
+        return "%s: %s%s" % (self.cause, self.peer, detail)
+
+
+class PeerUnreachable(TransportError):
+    """The peer did not answer (refused, no route, unknown name, timeout)."""
+    cause = "peer unreachable"
+    fix = ("Check the peer's address and port, that its sshd runs and that the "
+           "firewall allows TCP to it.")
+
+
+class HostKeyMismatch(TransportError):
+    """The peer's host key is unknown or differs from the pinned one."""
+    cause = "the peer's SSH host key is not the one in known_hosts"
+    fix = ("If the peer was reinstalled, verify its new key out of band and replace its "
+           "line in the known_hosts file; otherwise treat this as an attack. "
+           "flocker-zfs never accepts an unknown key by itself.")
+
+
+class PeerPermissionDenied(TransportError):
+    """The peer refused our key."""
+    cause = "the peer refused our SSH key"
+    fix = ("Install this node's public key in the peer's authorized_keys with the "
+           "flocker-zfs peer-serve command (see `flocker-zfs init`), and check the "
+           "identity file's permissions (0600).")
+
+
+class TransportTimeout(TransportError):
+    """The connection stalled (no answer to keep-alives)."""
+    cause = "the connection to the peer stalled"
+    fix = "Check the network between the nodes; the transfer can be retried."
+
+
+#: ssh's own messages (exit status 255), checked in order.
+SSH_ERRORS = (
+    (HostKeyMismatch, re.compile(rb"REMOTE HOST IDENTIFICATION HAS CHANGED|"
+                                 rb"Host key verification failed|"
+                                 rb"No (?:RSA|ED25519|ECDSA)?\s*host key is known")),
+    (PeerPermissionDenied, re.compile(rb"Permission denied")),
+    (TransportTimeout, re.compile(rb"Timeout, server .* not responding|timed out waiting")),
+    (PeerUnreachable, re.compile(rb"Connection refused|No route to host|"
+                                 rb"Could not resolve hostname|Connection timed out|"
+                                 rb"Network is unreachable|Name or service not known|"
+                                 rb"Connection closed by|Connection reset")),
+)
+
+
+def transport_error_for(peer, stderr, argv=()):
+    """
+    :return: the :class:`TransportError` for ssh's ``stderr`` (not raised).
+    """
+    for error_type, pattern in SSH_ERRORS:
+        if pattern.search(stderr):
+            return error_type(peer, stderr, argv)
+    return TransportError(peer, stderr, argv)
+
+
+class TransferFailed(FlockerZFSError):
+    """
+    A ``zfs send | ssh peer receive`` pipeline failed.
+
+    :ivar str side: ``"sender"`` (local ``zfs send``), ``"transport"``
+        (ssh), or ``"receiver"`` (the peer's ``zfs receive`` or its checks).
+    :ivar error: the error of that side.
+    :ivar others: errors of the other sides (often consequences).
+    """
+
+    def __init__(self, side, error, others=()):
+        FlockerZFSError.__init__(self, side, error)
+        self.side = side
+        self.error = error
+        self.others = tuple(others)
+
+    def summary(self):
+        return "transfer failed on the %s side: %s" % (
+            self.side, getattr(self.error, "summary", lambda: str(self.error))())
+
+    @property
+    def fix(self):
+        return getattr(self.error, "fix", "")
+
+
 # (error type, pattern on stderr).  Checked in order after the operation's
 # own patterns; the first match wins.  Wording from zfs-fuse 0.7 and
 # OpenZFS 2.x (libzfs_util.c zfs_standard_error / zpool_standard_error).

@@ -142,3 +142,51 @@ class IStorageBackend(Interface):
             mounted.  Pure: runs nothing.
         :raises InvalidDatasetId: ``dataset_id`` is not a lowercase UUID.
         """
+
+
+class IPeer(Interface):
+    """
+    A connection to one peer node's ``flocker-zfs peer-serve`` endpoint (see
+    :mod:`flocker_zfs._protocol`).  Real: over SSH; fake: in memory.
+    """
+
+    address = Attribute("The peer's address (``str``), for messages.")
+
+    def call(verb, *args):
+        """
+        Send one request that carries no stream.
+
+        :return: ``Deferred`` firing with the response ``dict`` (``ok`` true),
+            or failing with ``RemoteError`` (the peer refused, saying why), a
+            transport error (``PeerUnreachable``, ``HostKeyMismatch``,
+            ``PeerPermissionDenied``, ``TransportError``) or ``ProtocolError``.
+        """
+
+    def stream(send_argv, verb, *args, progress=None):
+        """
+        Run the local ``send_argv`` (a ``zfs send``) and pipe its stdout,
+        process to process, into the request ``verb`` on the peer.
+
+        :param progress: ``callable(bytes_so_far)`` called now and then while
+            the stream flows, or ``None``.
+        :return: ``Deferred`` firing with ``(response dict, bytes sent)``;
+            failing with ``TransferFailed`` that names the side (``sender``,
+            ``transport`` or ``receiver``) and carries the other errors, or
+            with ``CancelledError`` (both processes are then gone).
+        """
+
+
+class IReceiveStream(Interface):
+    """
+    Server side: the stream a ``receive`` request brought (the ssh
+    session's stdin, or bytes in the fake).
+    """
+
+    def receive(argv):
+        """
+        Run ``argv`` (a ``zfs receive``) with the incoming stream as its
+        stdin, process to process.
+
+        :return: ``Deferred`` firing with its stdout, or failing with the
+            typed :class:`~flocker_zfs.errors.ZFSError` for its stderr.
+        """
