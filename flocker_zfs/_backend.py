@@ -10,6 +10,7 @@ the real :class:`~flocker_zfs._runner.ProcessRunner` or the fake ZFS.
 """
 
 import datetime
+from contextlib import asynccontextmanager
 import errno
 import os
 from functools import wraps
@@ -218,6 +219,19 @@ class ZFSBackend(Service):
         if not lock.locked and not lock.waiting:
             self._locks.pop(dataset_id, None)
 
+    @asynccontextmanager
+    async def locked(self, dataset_id):
+        """
+        Hold the dataset's lock: operations on one dataset (here and in the
+        replication layer) never interleave their commands.
+        """
+        lock = self._lock(dataset_id)
+        await lock.acquire()
+        try:
+            yield
+        finally:
+            self._unlock(dataset_id, lock)
+
     async def _listing(self, target, recursive=True):
         argv = commands.get_properties(
             target, recursive=recursive,
@@ -249,9 +263,15 @@ class ZFSBackend(Service):
         """
         await self._get(dataset_id)
 
-    def _generate_snapshot_name(self):
+    def _generate_snapshot_name(self, kind=None):
+        """
+        ``flocker-[<kind>-]<UTC time>-<random>``: ours by its prefix, sorted
+        by time, unique without asking ZFS.
+        """
         when = datetime.datetime.fromtimestamp(self._reactor.seconds(), datetime.timezone.utc)
-        return "flocker-%s-%s" % (when.strftime("%Y%m%dT%H%M%SZ"), os.urandom(3).hex())
+        middle = "%s-" % (kind,) if kind else ""
+        return "flocker-%s%s-%s" % (middle, when.strftime("%Y%m%dT%H%M%SZ"),
+                                    os.urandom(3).hex())
 
     # -- IStorageBackend ---------------------------------------------------
 
@@ -279,9 +299,7 @@ class ZFSBackend(Service):
         validate_dataset_id(dataset_id)
         _check_size(maximum_size)
         await self.start()
-        lock = self._lock(dataset_id)
-        await lock.acquire()
-        try:
+        async with self.locked(dataset_id):
             with start_action(action_type=CREATE, pool=self.pool, dataset_id=dataset_id,
                               maximum_size=maximum_size):
                 name = dataset_name(self.pool, dataset_id)
@@ -292,21 +310,15 @@ class ZFSBackend(Service):
                     await self._refuse_if_foreign(dataset_id)
                     raise
                 return await self._get(dataset_id)
-        finally:
-            self._unlock(dataset_id, lock)
 
     @_deferred
     async def destroy(self, dataset_id, force=False):
         validate_dataset_id(dataset_id)
         await self.start()
-        lock = self._lock(dataset_id)
-        await lock.acquire()
-        try:
+        async with self.locked(dataset_id):
             with start_action(action_type=DESTROY, pool=self.pool, dataset_id=dataset_id,
                               force=force):
                 await self._destroy(dataset_id, force)
-        finally:
-            self._unlock(dataset_id, lock)
 
     async def _destroy(self, dataset_id, force):
         dataset = await self._get(dataset_id)
@@ -365,9 +377,7 @@ class ZFSBackend(Service):
         validate_dataset_id(dataset_id)
         _check_size(maximum_size)
         await self.start()
-        lock = self._lock(dataset_id)
-        await lock.acquire()
-        try:
+        async with self.locked(dataset_id):
             with start_action(action_type=RESIZE, pool=self.pool, dataset_id=dataset_id,
                               maximum_size=maximum_size):
                 dataset = await self._get(dataset_id)
@@ -379,8 +389,6 @@ class ZFSBackend(Service):
                     dataset_name(self.pool, dataset_id), "refquota",
                     commands.size_value(maximum_size)))
                 return await self._get(dataset_id)
-        finally:
-            self._unlock(dataset_id, lock)
 
     @_deferred
     async def snapshot(self, dataset_id, name=None):
@@ -390,18 +398,21 @@ class ZFSBackend(Service):
         await self.start()
         if name is None:
             name = self._generate_snapshot_name()
-        lock = self._lock(dataset_id)
-        await lock.acquire()
-        try:
+        async with self.locked(dataset_id):
             with start_action(action_type=SNAPSHOT, pool=self.pool, dataset_id=dataset_id,
                               name=name):
                 await self._get(dataset_id)
-                await self._runner.run(commands.snapshot(
-                    snapshot_name(self.pool, dataset_id, name)))
-                dataset = await self._get(dataset_id)
-                return [s for s in dataset.snapshots if s.name == name][0]
-        finally:
-            self._unlock(dataset_id, lock)
+                return await self._snapshot(dataset_id, name)
+
+    async def _snapshot(self, dataset_id, name):
+        """
+        Take snapshot ``name`` of our dataset, without locking.
+
+        :return: the new :class:`~flocker_zfs.model.Snapshot`.
+        """
+        await self._runner.run(commands.snapshot(snapshot_name(self.pool, dataset_id, name)))
+        dataset = await self._get(dataset_id)
+        return [s for s in dataset.snapshots if s.name == name][0]
 
     @_deferred
     async def clone(self, dataset_id, snapshot, new_dataset_id, maximum_size=None):
@@ -410,9 +421,7 @@ class ZFSBackend(Service):
         validate_dataset_id(new_dataset_id)
         _check_size(maximum_size)
         await self.start()
-        lock = self._lock(new_dataset_id)
-        await lock.acquire()
-        try:
+        async with self.locked(new_dataset_id):
             with start_action(action_type=CLONE, pool=self.pool, dataset_id=dataset_id,
                               snapshot=snapshot, new_dataset_id=new_dataset_id):
                 source = await self._get(dataset_id)
@@ -427,5 +436,3 @@ class ZFSBackend(Service):
                     await self._refuse_if_foreign(new_dataset_id)
                     raise
                 return await self._get(new_dataset_id)
-        finally:
-            self._unlock(new_dataset_id, lock)
