@@ -19,5 +19,11 @@ SNAPSHOT = "flocker_zfs:backend:snapshot"
 CLONE = "flocker_zfs:backend:clone"
 PREPARE_POOL = "flocker_zfs:backend:prepare_pool"
 
+#: Replication (fields: dataset_id, peer).
+PUSH = "flocker_zfs:replication:push"
+HANDOFF = "flocker_zfs:replication:handoff"
+RECOVER = "flocker_zfs:replication:recover"
+PRUNE = "flocker_zfs:replication:prune"
+
 ALL = (COMMAND, START, DISCOVER, GET, CREATE, DESTROY, RESIZE, SNAPSHOT, CLONE,
-       PREPARE_POOL)
+       PREPARE_POOL, PUSH, HANDOFF, RECOVER, PRUNE)

@@ -431,6 +431,76 @@ def rollback(snapshot_name):
     return ["zfs", "rollback", snapshot_name]
 
 
+def send(snapshot_full, base_full=None, compressed=False):
+    """
+    ``zfs send [-i BASE] SNAPSHOT``: one snapshot, as a full stream or as an
+    incremental from ``base_full`` (``-i``, not ``-I``: only our replication
+    snapshots travel, not every snapshot in between).  Never ``-R`` or ``-p``:
+    properties (mountpoint!) stay local.
+
+    :param compressed: add ``-c -L -e`` (OpenZFS at both ends): blocks travel
+        as stored, large blocks and embedded data kept.
+    """
+    argv = ["zfs", "send"]
+    if compressed:
+        argv += ["-c", "-L", "-e"]
+    if base_full is not None:
+        argv += ["-i", base_full]
+    return argv + [snapshot_full]
+
+
+def send_resume(token):
+    """
+    ``zfs send -t TOKEN``: continue an interrupted resumable receive.
+    """
+    return ["zfs", "send", "-t", token]
+
+
+def send_resume_dry_run(token):
+    """
+    ``zfs send -n -v -t TOKEN``: print what the token would send, so the
+    target can be checked before any byte leaves (a forged token could name
+    another dataset).
+    """
+    return ["zfs", "send", "-n", "-v", "-t", token]
+
+
+_TONAME = re.compile(r"^\s*toname = (.+?)\s*$", re.MULTILINE)
+
+
+def parse_resume_target(argv, stdout):
+    """
+    :return: the full snapshot name a resume token would send.
+    :raises UnexpectedOutput: no ``toname`` line.
+    """
+    match = _TONAME.search(stdout.decode("utf-8", "surrogateescape"))
+    if match is None:
+        raise UnexpectedOutput(argv, "no 'toname' in %r" % (stdout[:300],), stdout)
+    return match.group(1)
+
+
+_TOKEN = re.compile(r"\A[0-9a-f]+-[0-9a-f]+-[0-9a-f]+-[0-9a-f]+\Z")
+
+
+def is_resume_token(value):
+    """
+    :return: ``True`` if ``value`` looks like a ``receive_resume_token``
+        (``<version>-<checksum>-<length>-<hex payload>``), safe as one argv
+        element.
+    """
+    return isinstance(value, str) and len(value) < 16384 and _TOKEN.match(value) is not None
+
+
+def hold(tag, snapshot_full):
+    """``zfs hold TAG SNAPSHOT``: a held snapshot cannot be destroyed."""
+    return ["zfs", "hold", tag, snapshot_full]
+
+
+def release(tag, snapshot_full):
+    """``zfs release TAG SNAPSHOT``."""
+    return ["zfs", "release", tag, snapshot_full]
+
+
 def size_value(maximum_size):
     """
     :return: the ``refquota`` value for ``maximum_size`` (``"none"`` for no limit).

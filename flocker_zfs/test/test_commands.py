@@ -316,3 +316,46 @@ class BuilderTests(SynchronousTestCase):
         No maximum size is ``none``; otherwise exact bytes.
         """
         self.assertEqual((commands.size_value(None), commands.size_value(5)), ("none", "5"))
+
+
+def _recording(profile, case):
+    import json
+    path = os.path.join(os.path.dirname(__file__), "recordings", profile, "cases.json")
+    with open(path) as handle:
+        return [c for c in json.load(handle) if c["case"] == case][0]
+
+
+class RecordedDiscoveryTests(SynchronousTestCase):
+    """
+    :func:`pool_state` on the discovery listings recorded from zfs-fuse 0.7
+    and OpenZFS 2.1 (``recordings/*/cases.json``, case ``discovery``: a
+    managed dataset with two snapshots, a managed clone and an unmanaged
+    ``rec/other dataset`` with a snapshot whose name has a space).
+    """
+
+    def _state(self, profile, capabilities):
+        case = _recording(profile, "discovery")
+        return commands.pool_state(case["argv"], "rec", case["stdout"].encode("utf-8"),
+                                   capabilities)
+
+    def _check(self, state):
+        self.assertEqual(sorted(state.datasets), [A, B])
+        a, b = state.datasets[A], state.datasets[B]
+        self.assertEqual(
+            (a.owner, a.generation, a.writable, a.maximum_size, a.mounted,
+             [s.name for s in a.snapshots], b.origin, b.writable),
+            ("node-a", 1, True, 10485760, True, ["flocker-1", "flocker-2"],
+             A + "@flocker-1", True))
+        self.assertEqual(list(state.ignored), [])
+
+    def test_zfs_fuse(self):
+        """
+        The zfs-fuse listing gives the datasets the recording made.
+        """
+        self._check(self._state("zfs-fuse", zfs_fuse_capabilities()))
+
+    def test_openzfs(self):
+        """
+        The OpenZFS listing gives the same datasets.
+        """
+        self._check(self._state("openzfs", openzfs_capabilities()))
