@@ -25,5 +25,13 @@ HANDOFF = "flocker_zfs:replication:handoff"
 RECOVER = "flocker_zfs:replication:recover"
 PRUNE = "flocker_zfs:replication:prune"
 
+#: Peer transport over SSH (fields: peer, verb, args; a stream adds send_argv
+#: and, on success, bytes and duration).  Each ssh or sender child process is
+#: a ``PEER_PROCESS`` child action (fields: role, argv; status, duration and,
+#: when it failed, stderr).
+PEER_CALL = "flocker_zfs:peer:call"
+PEER_STREAM = "flocker_zfs:peer:stream"
+PEER_PROCESS = "flocker_zfs:peer:process"
+
 ALL = (COMMAND, START, DISCOVER, GET, CREATE, DESTROY, RESIZE, SNAPSHOT, CLONE,
-       PREPARE_POOL, PUSH, HANDOFF, RECOVER, PRUNE)
+       PREPARE_POOL, PUSH, HANDOFF, RECOVER, PRUNE, PEER_CALL, PEER_STREAM, PEER_PROCESS)
