@@ -35,3 +35,10 @@ PEER_PROCESS = "flocker_zfs:peer:process"
 
 ALL = (COMMAND, START, DISCOVER, GET, CREATE, DESTROY, RESIZE, SNAPSHOT, CLONE,
        PREPARE_POOL, PUSH, HANDOFF, RECOVER, PRUNE, PEER_CALL, PEER_STREAM, PEER_PROCESS)
+
+#: One request answered by ``peer-serve`` (fields: verb, args, ssh_connection
+#: when known, and the request text when it was rejected; status on success).
+#: Its zfs commands are child ``COMMAND`` actions.
+PEER_SERVE = "flocker_zfs:peer:serve"
+
+ALL = ALL + (PEER_SERVE,)

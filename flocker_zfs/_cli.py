@@ -10,6 +10,7 @@ A user mistake or a failed operation prints one line, ``flocker-zfs: error:
 
 import argparse
 import json
+import os
 import sys
 import uuid
 
@@ -17,6 +18,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import react
 
 from ._backend import ZFSBackend
+from ._peerserve_main import DEFAULT_LOCK_DIR, serve_main
 from .errors import ConfigError, FlockerZFSError
 from .node import DEFAULT_NODE_FILE, load_node_uuid
 
@@ -188,6 +190,22 @@ def _parser():
     snapshot.add_argument("dataset_id")
     snapshot.add_argument("--name", default=None, help="snapshot name (default: generated)")
     snapshot.set_defaults(run=_snapshot, creates_identity=False)
+
+    # The forced command of the peer key in authorized_keys: answers one peer
+    # request from SSH_ORIGINAL_COMMAND (see flocker_zfs._peerserve_main).
+    serve = commands.add_parser("peer-serve", help="answer one request from a peer "
+                                "(run by sshd as the peer key's forced command)")
+    serve.add_argument("--pool", default=DEFAULT_POOL,
+                       help="ZFS pool holding the datasets (default: %(default)s)")
+    serve.add_argument("--mount-root", default=DEFAULT_MOUNT_ROOT,
+                       help="directory datasets are mounted under (default: %(default)s)")
+    serve.add_argument("--node-file", default=DEFAULT_NODE_FILE,
+                       help="this node's identity file (default: %(default)s)")
+    serve.add_argument("--lock-dir", default=DEFAULT_LOCK_DIR,
+                       help="per-dataset lock files (default: %(default)s)")
+    serve.add_argument("--log-file", default=None,
+                       help="append eliot JSON logs of each request here")
+    serve.set_defaults(run=None, creates_identity=False)
     return parser
 
 
@@ -235,6 +253,10 @@ def main(argv=None):
     Console-script entry point.
     """
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["peer-serve"]:
+        options = _parser().parse_args(argv)
+        # fd 0 is the ssh channel: a receive's stream goes from it to zfs.
+        sys.exit(serve_main(options, os.environ, 0, sys.stdout, sys.stderr))
 
     def go(reactor):
         d = run(reactor, argv, sys.stdout, sys.stderr)

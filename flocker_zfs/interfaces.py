@@ -182,11 +182,15 @@ class IReceiveStream(Interface):
     session's stdin, or bytes in the fake).
     """
 
-    def receive(argv):
+    def receive(argv, errors=()):
         """
         Run ``argv`` (a ``zfs receive``) with the incoming stream as its
-        stdin, process to process.
+        stdin, process to process.  A stream can be received once.
 
+        :param errors: ``(error type, compiled bytes pattern)`` pairs checked
+            against stderr before the common ones, as for
+            :meth:`IRunner.run`; the peer server passes
+            :data:`~flocker_zfs.errors.RECEIVE_ERRORS`.
         :return: ``Deferred`` firing with its stdout, or failing with the
             typed :class:`~flocker_zfs.errors.ZFSError` for its stderr.
         """

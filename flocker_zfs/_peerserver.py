@@ -1,0 +1,777 @@
+# test-case-name: flocker_zfs.test.test_peerserver
+"""
+The server side of the peer protocol: what ``flocker-zfs peer-serve`` does
+for one request from another node (:mod:`flocker_zfs._protocol`).
+
+The client is treated as hostile or buggy.  :func:`parse_request` checks the
+verb and every argument before anything runs; a dataset is named by its id
+only and the server maps it to ``<pool>/<id>`` itself; the server chooses
+every ``zfs receive`` flag (``-u``, ``-s`` and ``-o`` only: never ``-F``,
+``-d``, ``-e``, ``-R``); and nothing is changed in a dataset that is not ours
+(``flocker:managed=yes`` with a matching ``flocker:dataset_id``, both set
+locally) except as described under "adoption" below.
+
+``receive`` keeps the copy a read-only replica: ``readonly=on`` set locally,
+mounted at ``<mount_root>/<id>``, labelled with the sender's owner and
+generation (never a lower generation than the copy knows: a stale owner's
+push is refused), older ``flocker-`` snapshots pruned.  It refuses a copy
+that is writable or recorded as owned by this node, one with a handoff
+marker, a base that is not the copy's newest snapshot, and partial resume
+state unless the request resumes it.  A snapshot already there (a retry after
+a lost reply) is answered without receiving again.
+
+``acquire`` makes this node the writable owner when its newest snapshot is
+the handoff snapshot's GUID, there is no partial state and the generation is
+newer than the copy's.  It records ``flocker:owner=<self>``, then
+``flocker:generation``, then ``readonly=off``, one ``zfs set`` each.  A crash
+after the owner leaves the copy read-only, claimed at the old generation; a
+crash after the generation leaves it read-only at the new one.  Neither is
+writable (at most one writable copy), and the same ``acquire``, repeated by
+the handing-off node's recovery, completes either; once complete, repeating
+it is a no-op success.  (Generation first would leave "owner A at g+1" here,
+which a repeated acquire at g+1 would have to refuse as stale.)
+
+Labels of a new replica, and the crash window on zfs-fuse
+-----------------------------------------------------------
+
+OpenZFS labels a new replica atomically: ``zfs receive -u -s -o
+flocker:managed=yes -o flocker:dataset_id=ID -o flocker:owner=.. -o
+flocker:generation=.. -o readonly=on -o mountpoint=..``.  zfs-fuse has no
+``receive -o``, so the labels follow the receive, one ``zfs set`` each, in
+this order: ``readonly=on`` (first: the pool root may not be read-only, so
+the copy could be writable until then), ``mountpoint``, ``flocker:owner``,
+``flocker:generation``, ``flocker:dataset_id`` and last ``flocker:managed``:
+the copy counts as ours only once everything else is in place.  Then it is
+mounted.
+
+A crash between the receive and the last ``set`` leaves ``<pool>/<id>`` with
+one snapshot and no ``flocker:managed``: by the namespace rule not ours.
+Refusing it for ever would stop replication to this node until an operator
+steps in, so it is *adopted* under a narrow rule:
+
+- it is a filesystem named ``<pool>/<uuid>``, not a clone, without child
+  datasets and without resume state;
+- ``flocker:managed`` is not set locally and ``flocker:dataset_id`` is unset
+  or equal to the id (the only states the label order above can leave);
+- it holds exactly one snapshot, and the request proves it holds that very
+  snapshot: a full ``receive`` of the same snapshot name and GUID, or an
+  incremental whose base is its GUID.  GUIDs are random 64-bit numbers
+  given to a snapshot when it is taken, so a match means the copy was
+  received from the client's own snapshot of this dataset.
+
+Adoption only adds labels and mounts; nothing is destroyed or rolled back,
+so even a wrongly adopted copy loses nothing.  ``state`` reports such a copy
+as it is (``"adoptable": true``) so the client picks its snapshot as the
+incremental base by GUID.  Anything else under our naming without labels,
+an interrupted receive's partial state included, is refused as
+:class:`NotManaged` with the manual fix in the message.
+
+Partial state (OpenZFS ``receive -s``): the new dataset an interrupted full
+receive leaves carries our labels when ``-o`` applied them; when it does not
+(or in the fake), the server labels it right after the failure, holding the
+lock, having checked that the name was free.  ``state`` reports a partial
+copy as ``exists: false`` with its ``resume_token``.
+"""
+
+import shlex
+
+from eliot import Message, start_action, write_failure
+from eliot.twisted import DeferredContext
+from pyrsistent import pmap
+from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
+from zope.interface import implementer
+
+from . import _commands as commands
+from ._actions import COMMAND, PEER_SERVE
+from ._protocol import (
+    ABORT_RECEIVE, ACQUIRE, FULL, HELLO, PROTOCOL_VERSION, RECEIVE, RESUME, STATE,
+    ProtocolError, dataset_state, encode_error, encode_ok, parse_request, request)
+from .errors import (
+    RECEIVE_ERRORS, BaseMismatch, CommandFailed, DatasetBusy, DatasetExists,
+    DatasetNotFound, DestinationExists, FlockerZFSError, NotManaged, UnexpectedOutput,
+    ZFSError, error_for)
+from .interfaces import IReceiveStream
+from .names import dataset_name, snapshot_name
+
+# -- errors ------------------------------------------------------------------
+
+
+class LocallyOwned(FlockerZFSError):
+    """This node's copy is or may be the owner's (writable, or recorded as owned here)."""
+    fix = ("Only the owner pushes and it never pushes to another owner. If both nodes "
+           "think they own the dataset, compare `flocker-zfs status` on both and hand "
+           "it off explicitly.")
+
+
+class HandoffInProgress(FlockerZFSError):
+    """This node is handing the dataset off (``flocker:handoff`` is set here)."""
+    fix = "Let the handoff finish (or recover it) on this node, then retry."
+
+
+class StaleGeneration(FlockerZFSError):
+    """The request's ownership generation is older than what this node knows."""
+    fix = ("Another handoff won. Check `flocker-zfs status` on both nodes; the node "
+           "with the highest generation is the owner.")
+
+
+class SnapshotMismatch(FlockerZFSError):
+    """This node's newest snapshot is not the one the request names."""
+    fix = "Push the dataset again so this node holds the snapshot, then retry."
+
+
+class ResumeStateExists(FlockerZFSError):
+    """An interrupted resumable receive left partial state that blocks this request."""
+    fix = ("Resume it (receive with BASE=resume from the resume token) or discard it "
+           "with `abort-receive`, then retry.")
+
+
+class NoResumeState(FlockerZFSError):
+    """There is no interrupted receive to resume or abort."""
+    fix = "Ask `state` again: send an incremental or full stream instead."
+
+
+class ResumeNotSupported(FlockerZFSError):
+    """This node's ZFS (zfs-fuse) has no resumable receives."""
+    fix = "Re-send the stream from the last common snapshot instead."
+
+
+class PeerServeFailed(FlockerZFSError):
+    """peer-serve failed unexpectedly (a bug); the traceback is in the server's log."""
+    fix = "See the peer's flocker-zfs log (eliot) for the traceback, and report it."
+
+
+# -- streams -----------------------------------------------------------------
+
+
+@implementer(IReceiveStream)
+class BytesReceiveStream(object):
+    """
+    The stream of a ``receive`` request as bytes, received by a
+    :class:`~flocker_zfs.testing.FakeZFS`: the fake network's counterpart
+    of the ssh session's stdin.  Usable once, like stdin.
+
+    :param fake: the receiving node's ``FakeZFS``.
+    :param bytes data: the ``zfs send`` stream.
+    """
+
+    def __init__(self, fake, data):
+        self._fake = fake
+        self._data = data
+        self._used = False
+
+    def receive(self, argv, errors=()):
+        argv = [str(arg) for arg in argv]
+        with start_action(action_type=COMMAND, argv=argv).context() as action:
+            if self._used:
+                d = fail(CommandFailed(argv=argv, status=1,
+                                       stderr=b"the stream was already consumed\n"))
+            else:
+                self._used = True
+                status, stdout, stderr = self._fake.receive_stream(argv, self._data)
+                if status == 0:
+                    action.add_success_fields(status=0, stdout_bytes=len(stdout),
+                                              stdin_bytes=len(self._data))
+                    d = succeed(stdout)
+                else:
+                    d = fail(error_for(tuple(argv), status, stderr, errors))
+            return DeferredContext(d).addActionFinish()
+
+
+def receive_argv(name, resumable, labels=()):
+    """
+    ``zfs receive -u [-s] [-o KEY=VALUE ...] NAME``.
+
+    :param bool resumable: ``-s``: keep partial state on interruption so the
+        transfer can resume (OpenZFS).
+    :param labels: ``(key, value)`` pairs set atomically with the new
+        dataset (``-o``, OpenZFS only).
+    """
+    argv = ["zfs", "receive",
+            "-u"]  # never mount on arrival: the copy is labelled, then mounted
+    if resumable:
+        argv.append("-s")
+    for key, value in labels:
+        argv += ["-o", "%s=%s" % (key, value)]
+    return argv + [name]
+
+
+# -- what this node has --------------------------------------------------------
+
+ABSENT = "absent"
+OURS = "ours"
+ADOPTABLE = "adoptable"
+FOREIGN = "foreign"
+
+
+class _Copy(object):
+    """
+    This node's copy of one dataset, from one listing.
+
+    :ivar str kind: :data:`ABSENT`, :data:`OURS`, :data:`ADOPTABLE` (see
+        the module docstring) or :data:`FOREIGN`.
+    :ivar dataset: its :class:`~flocker_zfs.model.Dataset` (read as if it
+        carried our labels when it does not), or ``None``.
+    :ivar props: ``{property: (value, source)}`` of the filesystem.
+    :ivar bool clean: no labels but possibly those of an interrupted labelling.
+    """
+
+    def __init__(self, name, kind, dataset=None, props=pmap(), clean=False):
+        self.name = name
+        self.kind = kind
+        self.dataset = dataset
+        self.props = props
+        self.clean = clean
+
+    def local(self, key):
+        value, source = self.props.get(key, ("-", "-"))
+        return value if source == "local" else None
+
+    def partial(self):
+        """``True`` for the partial state an interrupted full ``receive -s`` leaves."""
+        return (self.dataset is not None and self.dataset.resume_token is not None
+                and not self.dataset.snapshots)
+
+    def refusal(self):
+        """:return: the :class:`NotManaged` error for a copy that is not ours."""
+        text = "dataset %s exists but is not managed by flocker-zfs" % (self.name,)
+        if self.clean and self.partial():
+            text += ("; it holds partial state of an interrupted receive without flocker "
+                     "labels: if it is flocker's, discard it with `zfs receive -A %s`"
+                     % (self.name,))
+        elif self.kind == ADOPTABLE:
+            only = self.dataset.snapshots[0]
+            text += ("; it looks like an interrupted flocker receive of snapshot %s (guid "
+                     "%d), and is adopted only by a receive of that snapshot"
+                     % (only.name, only.guid))
+        return NotManaged(text)
+
+
+def _relabelled(rows, name, dataset_id):
+    """
+    :return: a listing (``bytes``) of ``rows`` in which ``name`` carries our
+        labels, so :func:`~flocker_zfs._commands.pool_state` reads it.
+    """
+    rows = dict(rows)
+    props = rows[name] = dict(rows[name])
+    props[commands.MANAGED] = ("yes", "local")
+    props[commands.DATASET_ID] = (dataset_id, "local")
+    lines = ["%s\t%s\t%s\t%s\n" % (row, key, value, source)
+             for row, props in rows.items() for key, (value, source) in props.items()]
+    return "".join(lines).encode("utf-8", "surrogateescape")
+
+
+def _parsed(verb, *args):
+    """
+    :return: ``args`` validated and converted as the request would be (a
+        direct caller is checked like a peer).
+    :raises ProtocolError: a bad argument.
+    """
+    return parse_request(shlex.join(request(verb, *args)))[1]
+
+
+def _shown(text):
+    shown = repr(text)
+    return shown if len(shown) <= 200 else shown[:197] + "..."
+
+
+def _deferred(method):
+    """An ``async def`` method returning a ``Deferred`` (failures never raise)."""
+    def wrapper(*args, **kwargs):
+        return Deferred.fromCoroutine(method(*args, **kwargs))
+    wrapper.__name__ = method.__name__
+    wrapper.__doc__ = method.__doc__
+    return wrapper
+
+
+class PeerServer(object):
+    """
+    Answers peer requests for the datasets of one local pool.
+
+    :param backend: this node's :class:`~flocker_zfs.ZFSBackend`; its
+        start-up checks, listings, per-dataset locks and runner are used, so
+        a request never interleaves with a local operation on the same
+        dataset in this process.
+    """
+
+    def __init__(self, backend):
+        self._backend = backend
+
+    @property
+    def _runner(self):
+        return self._backend._runner
+
+    @property
+    def node_uuid(self):
+        return self._backend.node_uuid
+
+    # -- the request ---------------------------------------------------------
+
+    def handle(self, text, stream=None, ssh_connection=None):
+        """
+        Answer one request string (``SSH_ORIGINAL_COMMAND``), as one eliot
+        action (``flocker_zfs:peer:serve``).
+
+        :param stream: the :class:`~flocker_zfs.interfaces.IReceiveStream`
+            of a ``receive`` request; other verbs ignore it.
+        :param ssh_connection: ``SSH_CONNECTION``, logged.
+        :return: ``Deferred`` firing with ``(exit status, stdout bytes)``:
+            ``0`` and an ``ok`` response, or ``1`` and an error response
+            (a generic one for an unexpected exception; never a traceback).
+        """
+        try:
+            verb, args = parse_request(text)
+            rejected = None
+        except ProtocolError as error:
+            verb, args, rejected = None, [], error
+        fields = {"verb": verb, "args": [str(arg) for arg in args]}
+        if ssh_connection is not None:
+            fields["ssh_connection"] = ssh_connection
+        if rejected is not None:
+            fields["request"] = _shown(text)
+        with start_action(action_type=PEER_SERVE, **fields).context() as action:
+            if rejected is not None:
+                d = fail(rejected)
+            else:
+                d = maybeDeferred(self._dispatch, verb, args, stream)
+            ctx = DeferredContext(d)
+            ctx.addCallback(lambda response: (action.add_success_fields(status=0),
+                                              response)[1])
+            d = ctx.addActionFinish()
+        return d.addCallbacks(lambda response: (0, encode_ok(**response)), _failed)
+
+    def _dispatch(self, verb, args, stream):
+        if verb == HELLO:
+            return self.hello()
+        if verb == STATE:
+            return self.state(*args)
+        if verb == RECEIVE:
+            return self.receive(*args, stream=stream)
+        if verb == ACQUIRE:
+            return self.acquire(*args)
+        return self.abort_receive(*args)
+
+    # -- verbs -------------------------------------------------------------------
+
+    @_deferred
+    async def hello(self):
+        """
+        :return: ``Deferred`` firing with this node's uuid, pool, protocol
+            version, ZFS implementation and capabilities.
+        """
+        caps = await self._backend.start()
+        return {
+            "protocol": PROTOCOL_VERSION,
+            "node_uuid": self.node_uuid,
+            "pool": self._backend.pool,
+            "implementation": caps.implementation,
+            "version": caps.version,
+            "capabilities": {key: value for key, value in caps.serialize().items()
+                             if isinstance(value, bool)},
+        }
+
+    @_deferred
+    async def state(self, dataset_id):
+        """
+        What this node has of ``dataset_id``, from one listing.
+
+        :return: ``Deferred`` firing with
+            :func:`~flocker_zfs._protocol.dataset_state` fields: ``exists``
+            false when absent or only partial resume state (its
+            ``resume_token`` given); ``adoptable`` true for an interrupted
+            labelling (module docstring).
+        :raises NotManaged: something that is not ours has the name.
+        """
+        dataset_id, = _parsed(STATE, dataset_id)
+        await self._backend.start()
+        copy = await self._inspect(dataset_id)
+        if copy.kind == ABSENT:
+            return dataset_state(None)
+        if copy.kind == FOREIGN:
+            raise copy.refusal()
+        if copy.kind == ADOPTABLE:
+            return dict(dataset_state(copy.dataset), adoptable=True)
+        if copy.partial():
+            return dataset_state(None, copy.dataset.resume_token)
+        return dataset_state(copy.dataset, copy.dataset.resume_token)
+
+    @_deferred
+    async def receive(self, dataset_id, base, snapshot, guid, owner, generation, stream):
+        """
+        Receive ``stream`` (snapshot ``snapshot`` with ``guid``) into this
+        node's read-only replica of ``dataset_id``, then label, mount and
+        prune it (module docstring).
+
+        :param base: ``"full"``, ``"resume"`` or the incremental base's guid
+            (``int``), which must be the replica's newest snapshot.
+        :param owner: the owner's node uuid at ``generation`` (``int``).
+        :param stream: the :class:`~flocker_zfs.interfaces.IReceiveStream`.
+        :return: ``Deferred`` firing with ``{"snapshot": {"name", "guid",
+            "createtxg"}, "received": bool, "mounted": bool, "pruned": [..]}``;
+            ``received`` is false when the snapshot was already here.
+        :raises NotManaged, DestinationExists, DatasetNotFound, LocallyOwned,
+            HandoffInProgress, StaleGeneration, ResumeStateExists,
+            NoResumeState, BaseMismatch: refused before anything changed.
+        :raises DestinationModified, StreamIncomplete, ZFSError: ``zfs
+            receive`` failed; the replica kept its last complete snapshot.
+        :raises SnapshotMismatch: the received snapshot is not ``guid``.
+        """
+        dataset_id, base, snapshot, guid, owner, generation = _parsed(
+            RECEIVE, dataset_id, base, snapshot, guid, owner, generation)
+        if stream is None:
+            raise ProtocolError("receive needs the zfs send stream on stdin")
+        if owner == self.node_uuid:
+            raise ProtocolError("a receive cannot record this node (%s) as the owner; "
+                                "ownership moves only by acquire" % (owner,))
+        caps = await self._backend.start()
+        if base == RESUME and not caps.resume_tokens:
+            raise ResumeNotSupported("%s has no resumable receives" % (caps.implementation,))
+        async with self._backend.locked(dataset_id):
+            copy = await self._inspect(dataset_id)
+            received = self._check_receive(copy, base, snapshot, guid, owner, generation)
+            if received:
+                name = copy.name
+                labels = ()
+                if base == FULL and caps.receive_properties:
+                    labels = self._labels(dataset_id, owner, generation)
+                argv = receive_argv(name, caps.resume_tokens, labels)
+                try:
+                    await stream.receive(argv, RECEIVE_ERRORS)
+                except ZFSError:
+                    if base == FULL and caps.resume_tokens:
+                        await self._claim_partial(dataset_id)
+                    raise
+            # The name was free, ours or adoptable when checked, under the
+            # lock: what is there now is ours whatever labels it lost.
+            response = await self._settle(dataset_id, guid, owner, generation)
+            response["received"] = received
+            return response
+
+    @_deferred
+    async def acquire(self, dataset_id, generation, guid, from_node):
+        """
+        Become the dataset's writable owner at ``generation``, if this
+        node's copy is exactly the handoff snapshot ``guid``.  ``owner`` is
+        recorded before ``generation``, and writes are enabled last.
+        Repeating a completed acquire is a no-op success.
+
+        :param from_node: the node handing off (logged).
+        :return: ``Deferred`` firing with ``{"owner", "generation",
+            "already", "mounted"}``.
+        :raises StaleGeneration: ``generation`` is not newer than this copy's.
+        :raises SnapshotMismatch: the newest snapshot is not ``guid``.
+        :raises ResumeStateExists, HandoffInProgress, LocallyOwned,
+            NotManaged, DatasetNotFound: refused; nothing changed.
+        """
+        dataset_id, generation, guid, from_node = _parsed(
+            ACQUIRE, dataset_id, generation, guid, from_node)
+        if from_node == self.node_uuid:
+            raise ProtocolError("a node cannot hand a dataset off to itself")
+        await self._backend.start()
+        me = self.node_uuid
+        async with self._backend.locked(dataset_id):
+            copy = await self._inspect(dataset_id)
+            dataset = self._ours(copy)
+            if (dataset.owner == me and dataset.generation == generation
+                    and dataset.writable):
+                return {"owner": me, "generation": generation, "already": True,
+                        "mounted": await self._mount(copy)}
+            if dataset.resume_token is not None:
+                raise ResumeStateExists("dataset %s has partial state of an interrupted "
+                                        "receive" % (copy.name,))
+            newest = dataset.newest_snapshot()
+            if newest is None or newest.guid != guid:
+                raise SnapshotMismatch(
+                    "dataset %s: the newest snapshot here is %s, not the handoff snapshot "
+                    "(guid %d)" % (copy.name, _described(newest), guid))
+            if dataset.handoff is not None:
+                raise HandoffInProgress("dataset %s is being handed off from this node (%s)"
+                                        % (copy.name, dataset.handoff))
+            resuming = dataset.owner == me and dataset.generation == generation
+            if not resuming:
+                if generation <= dataset.generation:
+                    raise StaleGeneration(
+                        "stale generation: dataset %s is at generation %d here (owner %s), "
+                        "acquire asked for %d" % (copy.name, dataset.generation,
+                                                  dataset.owner, generation))
+                if dataset.writable:
+                    raise LocallyOwned(
+                        "dataset %s is writable here at generation %d; refusing to acquire "
+                        "it at %d" % (copy.name, dataset.generation, generation))
+                # Owner first: a crash before the generation leaves this copy
+                # read-only and claimed at the old generation, which the same
+                # acquire (generation still newer) completes.
+                if dataset.owner != me:
+                    await self._set(copy.name, commands.OWNER, me)
+                await self._set(copy.name, commands.GENERATION, str(generation))
+            await self._set(copy.name, "readonly", "off")
+            return {"owner": me, "generation": generation, "already": False,
+                    "mounted": await self._mount(copy)}
+
+    @_deferred
+    async def abort_receive(self, dataset_id):
+        """
+        Discard the partial state of an interrupted resumable receive
+        (``zfs receive -A``); a dataset that existed only as partial state
+        goes with it.  Complete snapshots are never touched.
+
+        :return: ``Deferred`` firing with ``{"aborted": true}``.
+        :raises ResumeNotSupported: zfs-fuse.
+        :raises NoResumeState: nothing to abort.
+        :raises NotManaged: the dataset is not ours.
+        """
+        dataset_id, = _parsed(ABORT_RECEIVE, dataset_id)
+        caps = await self._backend.start()
+        if not caps.resume_tokens:
+            raise ResumeNotSupported("%s has no resumable receives, so nothing to abort"
+                                     % (caps.implementation,))
+        async with self._backend.locked(dataset_id):
+            copy = await self._inspect(dataset_id)
+            if copy.kind == FOREIGN:
+                raise copy.refusal()
+            if copy.kind == ABSENT or copy.dataset.resume_token is None:
+                raise NoResumeState("dataset %s has no interrupted receive to abort"
+                                    % (copy.name,))
+            await self._runner.run(["zfs", "receive",
+                                    "-A",  # discard the partial state only
+                                    copy.name])
+            return {"aborted": True}
+
+    # -- helpers -----------------------------------------------------------------
+
+    async def _inspect(self, dataset_id):
+        """
+        :return: the :class:`_Copy` of ``dataset_id`` from one listing.
+        """
+        pool = self._backend.pool
+        name = dataset_name(pool, dataset_id)
+        try:
+            argv, out = await self._backend._listing(name)
+        except DatasetNotFound:
+            # The pool itself was checked at start-up: this is the dataset.
+            return _Copy(name, ABSENT)
+        caps = self._backend.capabilities
+        rows = commands.parse_properties(argv, out)
+        if name not in rows:
+            raise UnexpectedOutput(argv, "no properties of %s in the listing" % (name,), out)
+        props = pmap(rows[name])
+        state = commands.pool_state(argv, pool, out, caps)
+        if dataset_id in state.datasets:
+            return _Copy(name, OURS, state.datasets[dataset_id], props)
+        copy = _Copy(name, FOREIGN, None, props)
+        children = [row for row in rows if row.startswith(name + "/") and "%" not in row]
+        if (copy.local(commands.MANAGED) is not None or children
+                or copy.local(commands.DATASET_ID) not in (None, dataset_id)):
+            return copy
+        view = commands.pool_state(argv, pool, _relabelled(rows, name, dataset_id),
+                                   caps).datasets.get(dataset_id)
+        if view is None or view.origin is not None:
+            return copy
+        copy.dataset, copy.clean = view, True
+        if view.resume_token is None and len(view.snapshots) == 1:
+            copy.kind = ADOPTABLE
+        return copy
+
+    def _ours(self, copy):
+        """:return: the dataset of a copy that is ours, else raise."""
+        if copy.kind == ABSENT:
+            raise DatasetNotFound(subject=copy.name)
+        if copy.kind != OURS:
+            raise copy.refusal()
+        return copy.dataset
+
+    def _check_receive(self, copy, base, snapshot, guid, owner, generation):
+        """
+        The refusals of ``receive``, before anything changes.
+
+        :return: ``True`` to receive the stream, ``False`` if the snapshot
+            is already here (only labels, mount and pruning remain).
+        """
+        name = copy.name
+        if copy.kind == FOREIGN:
+            raise copy.refusal()
+        if copy.kind == ABSENT:
+            if base == FULL:
+                return True
+            if base == RESUME:
+                raise NoResumeState("dataset %s has no interrupted receive to resume"
+                                    % (name,))
+            # Never let zfs near this: zfs-fuse receives an incremental for a
+            # missing dataset next to any snapshot with the base's guid.
+            raise DatasetNotFound(subject=name, stderr=(
+                b"no replica here to receive an incremental into; send a full stream"))
+        dataset = copy.dataset
+        if copy.kind == ADOPTABLE:
+            only = dataset.snapshots[0]
+            if not ((base == FULL and only.guid == guid and only.name == snapshot)
+                    or base == only.guid):
+                raise copy.refusal()
+        # An adoptable copy may still be writable (a crash before its
+        # readonly=on), and partial state may show readonly=off though it
+        # cannot be mounted; both are made read-only when settled.
+        writable = dataset.writable and copy.kind == OURS and not copy.partial()
+        if writable or dataset.owner == self.node_uuid:
+            raise LocallyOwned("refusing to receive into a dataset this node owns: %s is %s "
+                               "here (owner %s, generation %d)" % (
+                                   name, "writable" if writable else "read-only",
+                                   dataset.owner, dataset.generation))
+        if dataset.handoff is not None:
+            raise HandoffInProgress("dataset %s is being handed off from this node (%s); "
+                                    "refusing to receive into it" % (name, dataset.handoff))
+        if generation < dataset.generation or (
+                generation == dataset.generation
+                and dataset.owner not in (None, owner)):
+            raise StaleGeneration(
+                "stale generation: dataset %s is owned by %s at generation %d here; "
+                "the stream claims owner %s at generation %d"
+                % (name, dataset.owner, dataset.generation, owner, generation))
+        newest = dataset.newest_snapshot()
+        if dataset.resume_token is not None:
+            if base != RESUME:
+                raise ResumeStateExists(
+                    "dataset %s has partial state of an interrupted receive; resume it or "
+                    "abort it first" % (name,))
+            return True
+        if base == RESUME:
+            raise NoResumeState("dataset %s has no interrupted receive to resume" % (name,))
+        if newest is not None and newest.guid == guid:
+            return False
+        if base == FULL:
+            raise DestinationExists(subject=name, stderr=(
+                "this node already has it, newest snapshot %s; send an incremental"
+                % (_described(newest),)).encode("utf-8"))
+        if newest is None or newest.guid != base:
+            raise BaseMismatch(subject=name, stderr=(
+                "the newest snapshot here is %s; the stream's base is guid %d"
+                % (_described(newest), base)).encode("utf-8"))
+        return True
+
+    def _labels(self, dataset_id, owner, generation):
+        """The properties of a new replica, in the order they are set."""
+        return (("readonly", "on"),
+                ("mountpoint", self._backend.path(dataset_id).path),
+                (commands.OWNER, owner),
+                (commands.GENERATION, str(generation)),
+                (commands.DATASET_ID, dataset_id),
+                (commands.MANAGED, "yes"))
+
+    async def _set(self, name, key, value):
+        await self._runner.run(commands.set_property(name, key, value))
+
+    async def _claim_partial(self, dataset_id):
+        """
+        After a failed full ``receive -s`` into a name that was free: label
+        the partial dataset it left, if any, so it is recognisably ours.
+        """
+        try:
+            copy = await self._inspect(dataset_id)
+            if copy.kind == FOREIGN and copy.clean and copy.partial():
+                await self._set(copy.name, commands.DATASET_ID, dataset_id)
+                await self._set(copy.name, commands.MANAGED, "yes")
+        except FlockerZFSError as error:
+            Message.log(message_type="flocker_zfs:peer:claim_failed",
+                        dataset_id=dataset_id, reason=str(error))
+
+    async def _settle(self, dataset_id, guid, owner, generation):
+        """
+        After a receive (or for a snapshot already here): check the newest
+        snapshot is ``guid``, then make the copy a labelled, read-only,
+        mounted replica and prune its older ``flocker-`` snapshots.  The
+        caller has just checked, holding the lock, that the copy is ours or
+        adoptable (or the name was free), so a copy without our labels (a
+        resumed or incremental receive into an adoptable one) is labelled.
+        """
+        copy = await self._inspect(dataset_id)
+        if copy.kind == ABSENT:
+            raise DatasetNotFound(subject=copy.name)
+        if copy.kind == FOREIGN and not (copy.clean and copy.dataset.snapshots):
+            raise copy.refusal()
+        dataset = copy.dataset
+        newest = dataset.newest_snapshot()
+        verified = newest is not None and newest.guid == guid
+        readonly_source = copy.props.get("readonly", ("-", "-"))[1]
+        wanted = []
+        if dataset.writable or readonly_source not in ("local", "temporary"):
+            wanted.append(("readonly", "on"))
+        for key, value in self._labels(dataset_id, owner, generation)[1:]:
+            if key in (commands.OWNER, commands.GENERATION) and not (
+                    verified and generation >= dataset.generation):
+                continue  # never record an unverified or lower claim
+            if copy.local(key) != value:
+                wanted.append((key, value))
+        for key, value in wanted:
+            await self._set(copy.name, key, value)
+        if not verified:
+            raise SnapshotMismatch(
+                "dataset %s: after receiving, the newest snapshot here is %s, not the "
+                "stream's snapshot (guid %d)" % (copy.name, _described(newest), guid))
+        mounted = await self._mount(copy)
+        pruned = await self._prune(copy)
+        return {"snapshot": {"name": newest.name, "guid": str(newest.guid),
+                             "createtxg": newest.createtxg},
+                "mounted": mounted, "pruned": pruned}
+
+    async def _mount(self, copy):
+        """
+        Mount the copy if it is not; a failure is logged, not fatal (the
+        data is safe either way and the next request tries again).
+
+        :return: whether it is mounted.
+        """
+        if copy.dataset.mounted:
+            return True
+        try:
+            await self._runner.run(commands.mount(copy.name))
+        except ZFSError as error:
+            if b"already mounted" in error.stderr:
+                return True  # setting the mountpoint mounted it
+            Message.log(message_type="flocker_zfs:peer:mount_failed",
+                        dataset=copy.name, reason=str(error))
+            return False
+        return True
+
+    async def _prune(self, copy):
+        """
+        Destroy this replica's snapshots older than the newest whose names
+        start with ``flocker-`` (ours), by exact name; others are kept.
+
+        :return: the names destroyed.
+        """
+        pool = self._backend.pool
+        dataset_id = copy.dataset.dataset_id
+        pruned = []
+        for snap in copy.dataset.snapshots[:-1]:
+            if not snap.name.startswith("flocker-"):
+                continue
+            try:
+                await self._runner.run(commands.destroy(
+                    snapshot_name(pool, dataset_id, snap.name)))
+            except (DatasetBusy, DatasetNotFound, DatasetExists) as error:
+                # Held, or already gone: kept (or nothing to do).
+                Message.log(message_type="flocker_zfs:peer:prune_skipped",
+                            snapshot=snap.name, reason=str(error))
+                continue
+            pruned.append(snap.name)
+        return pruned
+
+
+def _described(snapshot):
+    if snapshot is None:
+        return "none (no snapshot)"
+    return "%s (guid %d)" % (snapshot.name, snapshot.guid)
+
+
+def _failed(failure):
+    """
+    :return: ``(1, error response)``; an unexpected exception is logged
+        with its traceback and answered generically.
+    """
+    if failure.check(FlockerZFSError):
+        return 1, encode_error(failure.value)
+    write_failure(failure)
+    return 1, encode_error(PeerServeFailed(
+        "internal error in flocker-zfs peer-serve (%s)" % (failure.type.__name__,)))
+
+
+__all__ = ["PeerServer", "BytesReceiveStream", "receive_argv", "LocallyOwned",
+           "HandoffInProgress", "StaleGeneration", "SnapshotMismatch", "ResumeStateExists",
+           "NoResumeState", "ResumeNotSupported", "PeerServeFailed"]
