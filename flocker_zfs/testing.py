@@ -7,6 +7,9 @@ Test doubles for programs that use flocker-zfs: public API.
   directories.  Plug it into :class:`flocker_zfs.ZFSBackend` as its runner.
 - :func:`make_fake_backend`: a ready :class:`ZFSBackend` over a fresh
   :class:`FakeZFS` pool, for ``trial`` tests that need no root and no pool.
+- :class:`FakeNetwork`: several nodes, each a fake pool with a real backend,
+  peer server and replicator, reaching each other through :class:`FakePeer`
+  (the peer protocol in memory), with injectable network faults.
 - :class:`MemoryProcessReactor`: a ``MemoryReactorClock`` that also provides
   ``IReactorProcess``, recording spawned processes so tests can drive their
   protocols by hand.
@@ -17,10 +20,12 @@ import uuid
 from twisted.internet.testing import MemoryReactorClock
 
 from ._backend import ZFSBackend
+from ._fakenet import FakeNetwork, FakeNode, FakePeer
 from ._fakezfs import FakeZFS
 from ._memreactor import FakeProcessTransport, MemoryProcessReactor
 
-__all__ = ["FakeZFS", "MemoryProcessReactor", "FakeProcessTransport", "make_fake_backend"]
+__all__ = ["FakeZFS", "MemoryProcessReactor", "FakeProcessTransport", "make_fake_backend",
+           "FakeNetwork", "FakeNode", "FakePeer"]
 
 
 def make_fake_backend(mount_root, pool="flocker", profile="zfs-fuse", reactor=None,
