@@ -151,6 +151,18 @@ def marked(marker, value):
     return found
 
 
+def _running(pid):
+    """
+    :return: ``True`` if ``pid`` exists and is not a zombie.
+    """
+    try:
+        with open("/proc/%d/stat" % (pid,), "rb") as handle:
+            stat = handle.read()
+    except OSError:
+        return False
+    return stat[stat.rindex(b")") + 2:][:1] != b"Z"
+
+
 def _signal(pids, sig):
     for pid in pids:
         try:
@@ -368,6 +380,10 @@ class PrivateSSHD(object):
         _signal(pids, signal.SIGKILL)
         self._process.wait()
         self._process = None
+        # The others are reaped by init (their parents died too): wait for it.
+        deadline = time.monotonic() + 10
+        while any(_running(pid) for pid in pids) and time.monotonic() < deadline:
+            time.sleep(0.02)
 
     def log(self):
         """

@@ -82,8 +82,11 @@ exit 1
 
 def _alive(pid):
     """
-    :return: ``True`` if process ``pid`` exists and is not a zombie.
+    :return: ``True`` if process ``pid`` exists and is not a zombie
+        (``None``: a process already reaped when ``spawnProcess`` returned).
     """
+    if pid is None:
+        return False
     try:
         with open("/proc/%d/stat" % (pid,), "rb") as handle:
             stat = handle.read()
