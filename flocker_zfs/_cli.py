@@ -19,7 +19,10 @@ from twisted.internet.task import react
 
 from ._backend import ZFSBackend
 from ._peerserve_main import DEFAULT_LOCK_DIR, serve_main
-from .errors import ConfigError, FlockerZFSError
+from ._replication import Replicator
+from ._ssh import SSHConfig, validate_host, validate_port
+from ._sshpeer import SSHPeer
+from .errors import ConfigError, FlockerZFSError, InvalidName
 from .node import DEFAULT_NODE_FILE, load_node_uuid
 
 DEFAULT_POOL = "flocker"
@@ -148,6 +151,143 @@ async def _snapshot(backend, options, out):
         out.write("snapshot %s@%s\n" % (options.dataset_id, snapshot.name))
 
 
+DEFAULT_IDENTITY = "/etc/flocker/id_rsa_flocker"
+DEFAULT_KNOWN_HOSTS = "/etc/flocker/known_hosts"
+
+
+def parse_peer(text, default_port):
+    """
+    ``HOST``, ``HOST:PORT`` or ``[IPV6]:PORT`` -> ``(host, port)``, validated.
+
+    :raises InvalidName: a bad host or port.
+    """
+    host, port = text, default_port
+    if text.startswith("["):
+        inside, bracket, rest = text[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            raise InvalidName("invalid peer %r: use HOST, HOST:PORT or [IPV6]:PORT" % (text,))
+        host, port = inside, (rest[1:] or port)
+    elif text.count(":") == 1:
+        host, port = text.split(":")
+    try:
+        port = validate_port(int(port)) if not isinstance(port, int) else validate_port(port)
+    except ValueError:
+        raise InvalidName("invalid peer port in %r: must be a number from 1 to 65535" % (text,))
+    return validate_host(host), port
+
+
+def _check_ssh_files(options):
+    """
+    The identity and known_hosts files exist and are private enough, so a
+    mistake gets a clear message instead of an ssh refusal.
+    """
+    identity, known = options.ssh_identity, options.ssh_known_hosts
+    if not os.path.isfile(identity):
+        raise ConfigError("SSH identity file %s does not exist" % (identity,),
+                          fix="Create it with `flocker-zfs init` (or ssh-keygen -t ed25519 "
+                              "-N '' -f %s), or pass --ssh-identity." % (identity,))
+    if os.stat(identity).st_mode & 0o077:
+        raise ConfigError("SSH identity file %s is readable by others; ssh refuses it"
+                          % (identity,), fix="chmod 600 %s" % (identity,))
+    if not os.path.isfile(known):
+        raise ConfigError("known_hosts file %s does not exist, so no peer's host key is "
+                          "trusted" % (known,),
+                          fix="Record each peer's host key there (`ssh-keyscan -p PORT HOST "
+                              ">> %s`, after checking the fingerprint), or pass "
+                              "--ssh-known-hosts." % (known,))
+
+
+def _ssh_config(options):
+    _check_ssh_files(options)
+    return SSHConfig(identity=options.ssh_identity, known_hosts=options.ssh_known_hosts,
+                     port=options.ssh_port, ciphers=options.ssh_cipher)
+
+
+class _Progress(object):
+    """
+    A one-line progress display on a terminal (nothing otherwise).
+    """
+
+    def __init__(self, reactor, stream, label):
+        self._reactor = reactor
+        self._stream = stream
+        self._label = label
+        self._started = reactor.seconds()
+        self._shown = False
+
+    def __call__(self, sent):
+        if not getattr(self._stream, "isatty", lambda: False)():
+            return
+        elapsed = max(self._reactor.seconds() - self._started, 1e-6)
+        self._stream.write("\r%s: %s sent, %s/s   " % (
+            self._label, _human(sent), _human(int(sent / elapsed))))
+        self._stream.flush()
+        self._shown = True
+
+    def done(self):
+        if self._shown:
+            self._stream.write("\n")
+
+
+async def _push(backend, options, out):
+    host, port = parse_peer(options.peer, options.ssh_port)
+    peer = options.make_peer(options.reactor, _ssh_config(options), host, port)
+    progress = _Progress(options.reactor, options.err, "push %s" % (options.dataset_id,))
+    try:
+        result = await Replicator(backend, options.reactor).push(
+            options.dataset_id, peer, progress=progress)
+    finally:
+        progress.done()
+    if options.json:
+        out.write(json.dumps({"dataset_id": result.dataset_id, "peer": result.peer,
+                              "snapshot": result.snapshot, "base": result.base,
+                              "bytes": result.bytes, "duration": result.duration,
+                              "resumed": result.resumed}) + "\n")
+    else:
+        out.write("pushed %s to %s: snapshot %s (%s), %s in %.2f s\n" % (
+            result.dataset_id, result.peer, result.snapshot,
+            "incremental from %s" % (result.base,) if result.base else "full stream",
+            _human(result.bytes) or "0", result.duration))
+
+
+async def _handoff(backend, options, out):
+    host, port = parse_peer(options.peer, options.ssh_port)
+    peer = options.make_peer(options.reactor, _ssh_config(options), host, port)
+    progress = _Progress(options.reactor, options.err, "handoff %s" % (options.dataset_id,))
+    try:
+        result = await Replicator(backend, options.reactor).handoff(
+            options.dataset_id, peer, progress=progress)
+    finally:
+        progress.done()
+    if options.json:
+        out.write(json.dumps({"dataset_id": result.dataset_id, "peer": result.peer,
+                              "generation": result.generation,
+                              "unwritable": result.unwritable, "rounds": result.rounds,
+                              "bytes": result.bytes, "already": result.already}) + "\n")
+    elif result.already:
+        out.write("%s is already owned by %s (generation %d); nothing to do\n" % (
+            result.dataset_id, result.peer, result.generation))
+    else:
+        out.write("handed off %s to %s: generation %d, %d pre-copy round(s), %s sent, "
+                  "unwritable for %.2f s\n" % (
+                      result.dataset_id, result.peer, result.generation, result.rounds,
+                      _human(result.bytes), result.unwritable))
+
+
+async def _recover(backend, options, out):
+    host, port = parse_peer(options.peer, options.ssh_port)
+    peer = options.make_peer(options.reactor, _ssh_config(options), host, port)
+    outcome = await Replicator(backend, options.reactor).recover(
+        options.dataset_id, peer, abort=options.abort)
+    if options.json:
+        out.write(json.dumps({"dataset_id": options.dataset_id, "outcome": outcome}) + "\n")
+    else:
+        out.write({"owner": "%s: this node is the writable owner\n",
+                   "replica": "%s: the peer owns it; this node keeps a read-only replica\n",
+                   "none": "%s: no handoff in progress; nothing to do\n"}[outcome]
+                  % (options.dataset_id,))
+
+
 def _parser():
     parser = argparse.ArgumentParser(
         prog="flocker-zfs",
@@ -191,6 +331,32 @@ def _parser():
     snapshot.add_argument("--name", default=None, help="snapshot name (default: generated)")
     snapshot.set_defaults(run=_snapshot, creates_identity=False)
 
+    peering = argparse.ArgumentParser(add_help=False)
+    peering.add_argument("dataset_id")
+    peering.add_argument("peer", help="the peer: HOST, HOST:PORT or [IPV6]:PORT")
+    peering.add_argument("--ssh-identity", default=DEFAULT_IDENTITY,
+                         help="private key for peers (default: %(default)s)")
+    peering.add_argument("--ssh-known-hosts", default=DEFAULT_KNOWN_HOSTS,
+                         help="pinned host keys of the peers (default: %(default)s)")
+    peering.add_argument("--ssh-port", type=int, default=22,
+                         help="peers' SSH port unless PEER says (default: %(default)s)")
+    peering.add_argument("--ssh-cipher", default=None,
+                         help="e.g. aes128-gcm@openssh.com (default: ssh's choice)")
+
+    push = commands.add_parser("push", parents=[common, peering],
+                               help="send a dataset's changes to a peer's read-only replica")
+    push.set_defaults(run=_push, creates_identity=False)
+
+    handoff = commands.add_parser("handoff", parents=[common, peering],
+                                  help="make a peer the dataset's writable owner")
+    handoff.set_defaults(run=_handoff, creates_identity=False)
+
+    recover = commands.add_parser("recover", parents=[common, peering],
+                                  help="settle an interrupted handoff by asking the peer")
+    recover.add_argument("--abort", action="store_true",
+                         help="take the dataset back if the peer provably did not take it")
+    recover.set_defaults(run=_recover, creates_identity=False)
+
     # The forced command of the peer key in authorized_keys: answers one peer
     # request from SSH_ORIGINAL_COMMAND (see flocker_zfs._peerserve_main).
     serve = commands.add_parser("peer-serve", help="answer one request from a peer "
@@ -226,15 +392,18 @@ def _identity(options):
     return node_uuid
 
 
-def run(reactor, argv, out, err, runner=None):
+def run(reactor, argv, out, err, runner=None, make_peer=SSHPeer):
     """
     Run one command line on ``reactor``.
 
     :param runner: the ``IRunner`` for zfs commands (tests pass a fake);
         default a process runner on ``reactor``.
+    :param make_peer: ``callable(reactor, ssh_config, host, port)`` returning
+        an ``IPeer`` (tests pass fake peers).
     :return: ``Deferred`` firing with the exit status.
     """
     options = _parser().parse_args(argv)
+    options.reactor, options.err, options.make_peer = reactor, err, make_peer
 
     async def go():
         try:

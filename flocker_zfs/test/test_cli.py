@@ -11,7 +11,7 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
 from .._cli import run
-from ..testing import FakeZFS
+from ..testing import FakeNetwork, FakeZFS
 
 DATASET = "6f1c2b5e-3d4a-4b7c-9e8f-0a1b2c3d4e5f"
 
@@ -100,3 +100,98 @@ class CLITests(SynchronousTestCase):
         status, _, err = self.cli("destroy", str(uuid.uuid4()))
         self.assertEqual(status, 1)
         self.assertIn("dataset not found", err)
+
+
+class PeerCommandTests(SynchronousTestCase):
+    """
+    Tests for ``push``, ``handoff`` and ``recover`` over a fake network.
+    """
+
+    def setUp(self):
+        root = os.path.abspath(self.mktemp())
+        self.network = FakeNetwork(root)
+        self.addCleanup(self.network.unmount_all)
+        self.a = self.network.add_node("a.example")
+        self.b = self.network.add_node("b.example")
+        os.makedirs(root + "/etc")
+        self.identity = root + "/etc/id"
+        self.known = root + "/etc/known_hosts"
+        for path in (self.identity, self.known):
+            with open(path, "w") as handle:
+                handle.write("x\n")
+            os.chmod(path, 0o600)
+        self.common = ["--pool", "flocker", "--mount-root", root + "/cli-a",
+                       "--node-file", root + "/etc/node.json"]
+        self.ssh = ["--ssh-identity", self.identity, "--ssh-known-hosts", self.known]
+        self.peers = []
+
+    def make_peer(self, reactor, config, host, port):
+        self.peers.append((host, port, config.port))
+        return self.a.peer(host)
+
+    def cli(self, *argv):
+        out, err = io.StringIO(), io.StringIO()
+        ssh = self.ssh if argv[0] in ("push", "handoff", "recover") else []
+        argv = list(argv[:1]) + self.common + ssh + list(argv[1:])
+        status = self.successResultOf(run(self.network.clock, argv, out, err, self.a.fake,
+                                          self.make_peer))
+        return status, out.getvalue(), err.getvalue()
+
+    def test_push_then_handoff(self):
+        """
+        ``push`` sends the dataset to the peer; ``handoff`` makes the peer the
+        writable owner, and ``--json`` reports the generation.
+        """
+        self.assertEqual(self.cli("create", DATASET)[0], 0)
+        status, out, err = self.cli("push", DATASET, "b.example")
+        self.assertEqual((status, err), (0, ""))
+        self.assertIn("full stream", out)
+        status, out, _ = self.cli("handoff", DATASET, "b.example:2222", "--json")
+        self.assertEqual((status, json.loads(out)["generation"]), (0, 2))
+        self.assertEqual(self.peers[-1][:2], ("b.example", 2222))
+        replica = self.successResultOf(self.b.backend.get(DATASET))
+        self.assertTrue(replica.writable)
+        self.assertIn("nothing to do", self.cli("recover", DATASET, "b.example")[1])
+
+    def test_hostile_peer(self):
+        """
+        A peer that could be read as an ssh option or a shell command is
+        refused with one line before anything runs.
+        """
+        self.cli("create", DATASET)
+        before = len(self.a.fake.commands)
+        for bad in ["-oProxyCommand=touch /tmp/pwned", "a;id", "$(id)", "host name",
+                    "[::1]:99999", "h:0"]:
+            status, _, err = self.cli("push", "--", DATASET, bad)
+            self.assertEqual((bad, status, err.count("\n")), (bad, 1, 1))
+        self.assertEqual((len(self.a.fake.commands), self.peers), (before, []))
+
+    def test_identity_permissions(self):
+        """
+        An identity file readable by others is refused with the chmod fix.
+        """
+        self.cli("create", DATASET)
+        os.chmod(self.identity, 0o644)
+        status, _, err = self.cli("push", DATASET, "b.example")
+        self.assertEqual(status, 1)
+        self.assertIn("chmod 600", err)
+
+    def test_missing_known_hosts(self):
+        """
+        A missing known_hosts file is refused, saying how to record keys.
+        """
+        self.cli("create", DATASET)
+        os.remove(self.known)
+        status, _, err = self.cli("push", DATASET, "b.example")
+        self.assertEqual(status, 1)
+        self.assertIn("ssh-keyscan", err)
+
+    def test_unreachable(self):
+        """
+        An unreachable peer exits 1 with one line naming it.
+        """
+        self.cli("create", DATASET)
+        self.network.partition("b.example")
+        status, _, err = self.cli("push", DATASET, "b.example")
+        self.assertEqual(status, 1)
+        self.assertIn("peer unreachable: b.example", err)
