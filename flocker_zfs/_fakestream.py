@@ -201,7 +201,21 @@ class StreamCommands(object):
         header = {"toname": snap.name, "toguid": snap.guid, "creation": snap.creation,
                   "fromguid": fields["fromguid"], "fromname": None, "resume": True}
         if "n" in given:
-            return b""
+            if "v" not in given:
+                return b""
+            # OpenZFS prints the token's nvlist to stdout on a dry run.
+            lines = ["resume token contents:", "nvlist version: 0"]
+            if fields.get("fromguid"):
+                lines.append("\tfromguid = 0x%x" % (fields["fromguid"],))
+            lines += ["\tobject = 0x%x" % (fields.get("object", 1),),
+                      "\toffset = 0x%x" % (fields.get("offset", 0),),
+                      "\tbytes = 0x0",
+                      "\ttoguid = 0x%x" % (fields["toguid"],),
+                      "\ttoname = %s" % (fields.get("toname", snap.name),),
+                      "full send of %s estimated size is %s"
+                      % (snap.name, nicenum(st.content_bytes(snap.content))),
+                      "total estimated size is %s" % (nicenum(st.content_bytes(snap.content)),)]
+            return ("\n".join(lines) + "\n").encode("utf-8")
         return encode(header, snap.content, {})
 
     def _zfs_receive(self, args, data):

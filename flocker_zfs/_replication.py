@@ -36,7 +36,8 @@ from twisted.internet.defer import Deferred
 from . import _commands as commands
 from ._actions import HANDOFF, PRUNE, PUSH, RECOVER
 from ._protocol import (
-    ACQUIRE, FULL, HELLO, RECEIVE, RESUME, STATE, ProtocolError, validate_guid)
+    ABORT_RECEIVE, ACQUIRE, FULL, HELLO, RECEIVE, RESUME, STATE, ProtocolError,
+    validate_guid)
 from .errors import FlockerZFSError, NotOwner, ZFSError
 from .names import dataset_name, snapshot_name, validate_dataset_id
 
@@ -218,15 +219,24 @@ class Replicator(object):
     # -- helpers -----------------------------------------------------------
 
     async def _peer_uuid(self, peer):
-        uuid = self._peer_uuids.get(peer)
-        if uuid is None:
+        known = self._peer_uuids.get(peer)
+        if known is None:
             hello = await peer.call(HELLO)
             uuid = validate_dataset_id(str(hello.get("node_uuid")))
             if uuid == self._backend.node_uuid:
                 raise ProtocolError(
                     "peer %s is this node itself (same node uuid %s)" % (peer.address, uuid))
-            self._peer_uuids[peer] = uuid
-        return uuid
+            capabilities = hello.get("capabilities") or {}
+            known = self._peer_uuids[peer] = (uuid, capabilities)
+        return known[0]
+
+    def _compressed(self, peer):
+        """
+        ``send -c -L -e`` only when both ends' ZFS can receive it.
+        """
+        theirs = self._peer_uuids.get(peer, (None, {}))[1]
+        return bool(self._backend.capabilities.send_compressed
+                    and theirs.get("send_compressed") is True)
 
     def _full(self, dataset_id, name):
         return snapshot_name(self._backend.pool, dataset_id, name)
@@ -297,10 +307,15 @@ class Replicator(object):
                               % (peer.address, dataset_id, state.get("owner")))
         remote_snaps = _remote_snapshots(state)
         token = state.get("resume_token")
-        if token and self._backend.capabilities.resume_tokens:
-            resumed = await self._resume(local, peer, peer_uuid, token, progress)
-            if resumed is not None:
-                return resumed
+        if token:
+            if self._backend.capabilities.resume_tokens:
+                resumed = await self._resume(local, peer, peer_uuid, token, progress)
+                if resumed is not None:
+                    return resumed
+            # The partial state would block every receive, and this node
+            # cannot continue it (its snapshot is gone, or no `send -t`
+            # here): only now is it discarded.
+            await peer.call(ABORT_RECEIVE, dataset_id)
             state = await peer.call(STATE, dataset_id)
             remote_snaps = _remote_snapshots(state)
         base = None
@@ -320,7 +335,8 @@ class Replicator(object):
         started = self._reactor.seconds()
         send_argv = commands.send(
             self._full(dataset_id, snap.name),
-            None if base is None else self._full(dataset_id, base.name))
+            None if base is None else self._full(dataset_id, base.name),
+            compressed=self._compressed(peer))
         response, sent = await peer.stream(
             send_argv, RECEIVE, dataset_id, FULL if base is None else base.guid,
             snap.name, snap.guid, local.owner or self._backend.node_uuid,
@@ -343,9 +359,10 @@ class Replicator(object):
             return None
         argv = commands.send_resume_dry_run(token)
         try:
-            target = commands.parse_resume_target(argv, await self._runner.run(argv))
+            out = await self._runner.run(argv)
         except ZFSError:
             return None  # the token's snapshot is gone here: a fresh send is needed
+        target = commands.parse_resume_target(argv, out)
         prefix = dataset_name(self._backend.pool, local.dataset_id) + "@"
         if not target.startswith(prefix):
             raise ProtocolError("peer %s offered a resume token for %s, not for %s"

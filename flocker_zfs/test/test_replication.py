@@ -11,7 +11,7 @@ import uuid
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from .._protocol import RemoteError
+from .._protocol import ProtocolError, RemoteError
 from .._replication import (
     STEPS, HandoffInDoubt, NoCommonSnapshot, PeerIsOwner, ReplicaDiverged, Replicator,
     SimulatedCrash)
@@ -398,3 +398,106 @@ class CrashTests(ReplicationCase):
         outcome = self.successResultOf(self.a.replicator.recover(
             self.dataset_id, self.a.peer("b.example")))
         self.assertEqual((outcome, self.writable()), ("replica", ["b.example"]))
+
+
+class _ForgingPeer(object):
+    """
+    An ``IPeer`` wrapper whose ``state`` answers carry a resume token from
+    another dataset, as a hostile or confused peer might.
+    """
+
+    def __init__(self, peer, token):
+        self._peer = peer
+        self._token = token
+        self.address = peer.address
+        self.streams = []
+
+    def call(self, verb, *args):
+        d = self._peer.call(verb, *args)
+        if verb == "state":
+            d.addCallback(lambda state: dict(state, resume_token=self._token))
+        return d
+
+    def stream(self, send_argv, verb, *args, **kwargs):
+        self.streams.append(send_argv)
+        return self._peer.stream(send_argv, verb, *args, **kwargs)
+
+
+class ResumeTests(ReplicationCase):
+    """
+    Interrupted transfers on the OpenZFS profile continue from the resume
+    token; an unusable token is discarded only once proven unusable.
+    """
+
+    profile = "openzfs"
+
+    def cut_first_push(self, size=200000):
+        self.write(self.a, "f", os.urandom(size))
+        self.network.cut_next_stream("b.example", size // 2)
+        failure = self.failureResultOf(
+            self.a.replicator.push(self.dataset_id, self.a.peer("b.example")), TransferFailed)
+        return failure.value
+
+    def test_resume_after_cut(self):
+        """
+        A push cut half-way leaves resumable state; the next push resumes it
+        (no new snapshot, no full resend) and the data arrives intact.
+        """
+        self.cut_first_push()
+        token = self.successResultOf(self.b.server.state(self.dataset_id))["resume_token"]
+        self.assertTrue(token)
+        snapshots = [s.name for s in self.dataset(self.a).snapshots]
+        result = self.push(self.a, self.b)
+        self.assertTrue(result.resumed)
+        self.assertEqual([s.name for s in self.dataset(self.a).snapshots], snapshots)
+        self.assertEqual(self.read(self.b, "f"), self.read(self.a, "f"))
+        self.assertEqual(self.writable(), ["a.example"])
+
+    def test_unusable_token_aborted(self):
+        """
+        When the token's snapshot no longer exists here, the peer's partial
+        state is discarded and a fresh full stream is sent.
+        """
+        self.cut_first_push()
+        for snap in self.dataset(self.a).snapshots:
+            self.successResultOf(self.a.fake.run(
+                ["zfs", "destroy", "flocker/%s@%s" % (self.dataset_id, snap.name)]))
+        result = self.push(self.a, self.b)
+        self.assertEqual((result.resumed, result.base), (False, None))
+        self.assertEqual(self.read(self.b, "f"), self.read(self.a, "f"))
+
+    def test_forged_token_refused(self):
+        """
+        A token naming another dataset is refused before any byte is sent.
+        """
+        other = str(uuid.uuid4())
+        self.successResultOf(self.a.backend.create(other))
+        self.a.backend.path(other).child("f").setContent(os.urandom(200000))
+        self.network.cut_next_stream("b.example", 100000)
+        self.failureResultOf(self.a.replicator.push(other, self.a.peer("b.example")),
+                             TransferFailed)
+        token = self.successResultOf(self.b.server.state(other))["resume_token"]
+        self.assertTrue(token)
+        forging = _ForgingPeer(self.a.peer("b.example"), token)
+        self.failureResultOf(self.a.replicator.push(self.dataset_id, forging), ProtocolError)
+        self.assertEqual(forging.streams, [])
+
+
+class FuseRetryTests(ReplicationCase):
+    """
+    zfs-fuse has no resume tokens: an interrupted first push leaves nothing
+    on the peer and the retry sends again from the start.
+    """
+
+    def test_retry_full(self):
+        """
+        After a cut full stream the peer has no dataset; the retry succeeds.
+        """
+        self.write(self.a, "f", os.urandom(200000))
+        self.network.cut_next_stream("b.example", 100000)
+        self.failureResultOf(self.a.replicator.push(self.dataset_id,
+                                                    self.a.peer("b.example")), TransferFailed)
+        self.assertIsNone(self.dataset(self.b))
+        result = self.push(self.a, self.b)
+        self.assertEqual((result.resumed, result.base), (False, None))
+        self.assertEqual(self.read(self.b, "f"), self.read(self.a, "f"))
