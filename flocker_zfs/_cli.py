@@ -215,12 +215,20 @@ class _Progress(object):
         self._started = reactor.seconds()
         self._shown = False
 
-    def __call__(self, sent):
+    def __call__(self, sent, total=None):
         if not getattr(self._stream, "isatty", lambda: False)():
             return
         elapsed = max(self._reactor.seconds() - self._started, 1e-6)
-        self._stream.write("\r%s: %s sent, %s/s   " % (
-            self._label, _human(sent), _human(int(sent / elapsed))))
+        rate = sent / elapsed
+        if total:
+            fraction = min(sent / total, 1.0)
+            bar = "#" * int(fraction * 30)
+            left = max(total - sent, 0) / rate if rate else 0
+            line = "[%-30s] %3d%% %s of ~%s, %s/s, ~%ds left" % (
+                bar, fraction * 100, _human(sent), _human(total), _human(int(rate)), left)
+        else:
+            line = "%s sent, %s/s" % (_human(sent), _human(int(rate)))
+        self._stream.write("\r%s: %s   " % (self._label, line))
         self._stream.flush()
         self._shown = True
 

@@ -449,6 +449,29 @@ def send(snapshot_full, base_full=None, compressed=False):
     return argv + [snapshot_full]
 
 
+def send_estimate(snapshot_full, base_full=None):
+    """
+    ``zfs send -n -P [-i BASE] SNAPSHOT``: the stream's size, without
+    sending (OpenZFS; zfs-fuse has no ``-P``).
+    """
+    argv = ["zfs", "send", "-n", "-P"]
+    if base_full is not None:
+        argv += ["-i", base_full]
+    return argv + [snapshot_full]
+
+
+def parse_estimate(argv, stdout):
+    """
+    :return: the ``size`` line's number of bytes.
+    :raises UnexpectedOutput: no ``size`` line.
+    """
+    for line in _lines(stdout):
+        fields = line.split("\t")
+        if len(fields) == 2 and fields[0] == "size" and fields[1].isdigit():
+            return int(fields[1])
+    raise UnexpectedOutput(argv, "no 'size' line in %r" % (stdout[:200],), stdout)
+
+
 def send_resume(token):
     """
     ``zfs send -t TOKEN``: continue an interrupted resumable receive.

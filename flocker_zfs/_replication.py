@@ -276,6 +276,9 @@ class Replicator(object):
         snapshot: a full stream the first time, afterwards an incremental
         from the newest snapshot both have (matched by GUID).
 
+        :param progress: ``callable(bytes_sent, estimated_total)`` called
+            while streaming; the total is ``None`` where ZFS cannot estimate.
+
         :return: ``Deferred`` firing with a :class:`PushResult`.
         :raises NotOwner: this node is not the dataset's writable owner.
         :raises PeerIsOwner: the peer has a writable owned copy.
@@ -333,10 +336,13 @@ class Replicator(object):
     async def _send(self, local, peer, peer_uuid, snap, base, progress):
         dataset_id = local.dataset_id
         started = self._reactor.seconds()
-        send_argv = commands.send(
-            self._full(dataset_id, snap.name),
-            None if base is None else self._full(dataset_id, base.name),
-            compressed=self._compressed(peer))
+        base_full = None if base is None else self._full(dataset_id, base.name)
+        send_argv = commands.send(self._full(dataset_id, snap.name), base_full,
+                                  compressed=self._compressed(peer))
+        estimate = await self._estimate(self._full(dataset_id, snap.name), base_full)
+        if progress is not None:
+            report = progress
+            progress = lambda sent: report(sent, estimate)  # noqa: E731
         response, sent = await peer.stream(
             send_argv, RECEIVE, dataset_id, FULL if base is None else base.guid,
             snap.name, snap.guid, local.owner or self._backend.node_uuid,
@@ -349,6 +355,19 @@ class Replicator(object):
         return PushResult(dataset_id=dataset_id, peer=peer.address, snapshot=snap.name,
                           guid=snap.guid, base=None if base is None else base.name,
                           bytes=int(sent), duration=self._reactor.seconds() - started)
+
+    async def _estimate(self, snapshot_full, base_full):
+        """
+        :return: the stream's size in bytes where ZFS can tell
+            (``send -nP``), else ``None``.
+        """
+        if not self._backend.capabilities.send_estimate:
+            return None
+        argv = commands.send_estimate(snapshot_full, base_full)
+        try:
+            return commands.parse_estimate(argv, await self._runner.run(argv))
+        except ZFSError:
+            return None  # only progress display depends on it
 
     async def _resume(self, local, peer, peer_uuid, token, progress):
         """
@@ -373,6 +392,9 @@ class Replicator(object):
             return None
         snap = snaps[snap_name]
         started = self._reactor.seconds()
+        if progress is not None:
+            report = progress
+            progress = lambda sent: report(sent, None)  # noqa: E731
         response, sent = await peer.stream(
             commands.send_resume(token), RECEIVE, local.dataset_id, RESUME, snap.name,
             snap.guid, local.owner or self._backend.node_uuid, max(local.generation, 1),
