@@ -263,8 +263,9 @@ class Replicator(object):
         newest_name, newest_guid = remote_snaps[-1]
         if newest_guid not in by_guid:
             raise ReplicaDiverged(
-                "peer %s's copy of %s has snapshot %s, newer than the newest common "
-                "snapshot %s" % (peer.address, local.dataset_id, newest_name, common[-1][0]))
+                "peer %s's copy of %s has snapshot %s, which this node does not have "
+                "(newest common snapshot: %s); an incremental would need a rollback there"
+                % (peer.address, local.dataset_id, newest_name, common[-1][0]))
         return by_guid[newest_guid]
 
     # -- push --------------------------------------------------------------

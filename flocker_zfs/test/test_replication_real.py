@@ -15,12 +15,13 @@ import sys
 import uuid
 
 from twisted.internet import reactor
+from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import TestCase
 
 from .._backend import ZFSBackend
 from .._replication import Replicator, SimulatedCrash
 from .._sshpeer import SSHPeer
-from ..errors import TransferFailed
+from ..errors import DatasetBusy, TransferFailed
 from ..node import load_node_uuid
 from . import realssh, realzfs
 
@@ -73,9 +74,9 @@ def _digest(path):
         return hashlib.sha256(handle.read()).hexdigest()
 
 
-class RealReplicationTests(TestCase):
+class _RealCase(TestCase):
     """
-    Push and handoff between two real pools over real sshd.
+    Two real nodes, ``self.a`` and ``self.b``, and a dataset id.
     """
 
     timeout = 300
@@ -117,6 +118,12 @@ class RealReplicationTests(TestCase):
             "dying", "#!/bin/sh\ncase \"$SSH_ORIGINAL_COMMAND\" in\n"
             "  %s) head -c 1000000 > /dev/null; exit 1;;\n"
             "esac\n%s\n" % (pattern, node.serve_command()))
+
+
+class RealReplicationTests(_RealCase):
+    """
+    Push and handoff between two real pools over real sshd.
+    """
 
     async def test_push(self):
         """
@@ -212,3 +219,103 @@ class RealReplicationTests(TestCase):
         self.assertEqual(await self.writable(), ["b"])
         self.assertEqual(_digest(self.b.path(self.dataset_id, "late")),
                          _digest(self.a.path(self.dataset_id, "late")))
+
+
+class RealReplicationFaultTests(_RealCase):
+    """
+    Faults on the real tier: a modified replica, a full destination pool, a
+    held base, hostile requests straight through sshd.
+    """
+
+    async def test_destination_modified(self):
+        """
+        A replica someone made writable and changed is never overwritten: the
+        push fails on the receiver side naming the cause, and B keeps the
+        change.
+        """
+        await self.create()
+        await self.a.replicator.push(self.dataset_id, self.a.peer(self.b))
+        name = "%s/%s" % (self.b.pool, self.dataset_id)
+        await self.b.backend._runner.run(["zfs", "set", "readonly=off", name])
+        with open(self.b.path(self.dataset_id, "local-change"), "wb") as handle:
+            handle.write(b"keep me")
+        await self.b.backend._runner.run(["zfs", "set", "readonly=on", name])
+        with open(self.a.path(self.dataset_id, "data"), "ab") as handle:
+            handle.write(b"more")
+        with self.assertRaises(TransferFailed) as caught:
+            await self.a.replicator.push(self.dataset_id, self.a.peer(self.b))
+        self.assertEqual((caught.exception.side, caught.exception.error.name),
+                         ("receiver", "DestinationModified"))
+        with open(self.b.path(self.dataset_id, "local-change"), "rb") as handle:
+            self.assertEqual(handle.read(), b"keep me")
+
+    async def test_destination_full(self):
+        """
+        A push into a full pool fails on the receiver side as out of space,
+        leaves B without a partial dataset, and succeeds once space is freed.
+        """
+        await self.create(size=48 * 1024 * 1024)
+        filler = "%s/filler" % (self.b.pool,)
+        await self.b.backend._runner.run(["zfs", "create", "-o", "mountpoint=%s-filler"
+                                          % (self.b.mount_root,), filler])
+        fd = os.open(self.b.mount_root + "-filler/big", os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            while True:
+                os.write(fd, os.urandom(1024 * 1024))
+        except OSError:
+            pass  # the pool is full
+        finally:
+            os.close(fd)
+        with self.assertRaises(TransferFailed) as caught:
+            await self.a.replicator.push(self.dataset_id, self.a.peer(self.b))
+        self.assertEqual(caught.exception.side, "receiver")
+        self.assertIn("space", str(caught.exception).lower())
+        self.assertNotIn(self.dataset_id, (await self.b.backend.discover()).datasets)
+        await self.b.backend._runner.run(["zfs", "unmount", filler])
+        await self.b.backend._runner.run(["zfs", "destroy", filler])
+        await self.a.replicator.push(self.dataset_id, self.a.peer(self.b))
+        self.assertEqual(_digest(self.b.path(self.dataset_id, "data")),
+                         _digest(self.a.path(self.dataset_id, "data")))
+
+    async def test_base_is_held(self):
+        """
+        The peer's incremental base cannot be destroyed on the source while
+        the peer needs it (a hold), so the next push stays incremental.
+        """
+        await self.create()
+        first = await self.a.replicator.push(self.dataset_id, self.a.peer(self.b))
+        with self.assertRaises(DatasetBusy):
+            await self.a.backend._runner.run(
+                ["zfs", "destroy", "%s/%s@%s" % (self.a.pool, self.dataset_id, first.snapshot)])
+        second = await self.a.replicator.push(self.dataset_id, self.a.peer(self.b))
+        self.assertEqual(second.base, first.snapshot)
+
+    async def test_hostile_requests(self):
+        """
+        Requests that are not well-formed peer requests, sent straight
+        through sshd to peer-serve, are refused with a non-zero exit and
+        change nothing in B's pool.
+        """
+        await self.create()
+        await self.a.replicator.push(self.dataset_id, self.a.peer(self.b))
+        before = await self._names(self.b)
+        config = self.b.sshd.config
+        for request in ["", "zfs destroy -r %s" % (self.b.pool,),
+                        "flocker-zfs peer receive %s extra" % (self.dataset_id,),
+                        "flocker-zfs peer state ../../%s" % (self.b.pool,),
+                        "flocker-zfs peer acquire %s 9 1 %s; reboot" % (
+                            self.dataset_id, self.a.node_uuid),
+                        "flocker-zfs peer state " + "x" * 100000]:
+            argv = ["ssh", "-F", "/dev/null", "-i", config.identity, "-o", "BatchMode=yes",
+                    "-o", "UserKnownHostsFile=%s" % (config.known_hosts,),
+                    "-o", "StrictHostKeyChecking=yes", "-p", str(config.port), "-l", "root",
+                    "--", self.b.sshd.host, request]
+            result = await getProcessOutputAndValue(
+                "/usr/bin/ssh", argv[1:], env={"PATH": "/usr/bin:/bin"}, reactor=reactor)
+            self.assertNotEqual((request[:40], result[2]), (request[:40], 0))
+            self.assertEqual(await self._names(self.b), before)
+
+    async def _names(self, node):
+        out = await node.backend._runner.run(
+            ["zfs", "get", "-H", "-p", "-r", "-o", "name,value", "guid", node.pool])
+        return sorted(out.decode().splitlines())
