@@ -332,9 +332,12 @@ class ZFSBackend(Service):
             # zfs-fuse answers "dataset is busy" to destroying a mounted
             # filesystem; unmounting first also reports a real busy mount.
             await self._runner.run(commands.unmount(name))
+        # Our own holds on replication bases would make the destroy fail.
+        held = await self._set_holds(dataset, commands.release)
         try:
             await self._destroy_retrying(name, retry=dataset.mounted)
         except ZFSError:
+            await self._set_holds(dataset, commands.hold, held)
             if dataset.mounted:
                 # Leave it as we found it: mounted.
                 try:
@@ -344,6 +347,30 @@ class ZFSBackend(Service):
                                 dataset_id=dataset_id, reason=str(error))
             raise
         self._remove_mountpoint(dataset)
+
+    async def _set_holds(self, dataset, command, only=None):
+        """
+        Release (or put back) the ``flocker-<peer>`` hold on each peer's base
+        snapshot (listing holds fails on zfs-fuse, so ``peer_bases`` says
+        where they are).
+
+        :return: the ``(tag, snapshot)`` pairs changed.
+        """
+        changed = []
+        by_guid = {s.guid: s.name for s in dataset.snapshots}
+        for peer, guid in sorted(dataset.peer_bases.items()):
+            if guid not in by_guid:
+                continue
+            target = (commands.hold_tag(peer),
+                      snapshot_name(self.pool, dataset.dataset_id, by_guid[guid]))
+            if only is not None and target not in only:
+                continue
+            try:
+                await self._runner.run(command(*target))
+                changed.append(target)
+            except ZFSError:
+                pass  # no such hold (never placed, or holds unsupported)
+        return changed
 
     async def _destroy_retrying(self, name, retry):
         """

@@ -514,6 +514,14 @@ def is_resume_token(value):
     return isinstance(value, str) and len(value) < 16384 and _TOKEN.match(value) is not None
 
 
+def hold_tag(peer_uuid):
+    """
+    :return: the hold tag protecting ``peer_uuid``'s incremental base (never
+        starts with ``-``).
+    """
+    return "flocker-%s" % (peer_uuid,)
+
+
 def hold(tag, snapshot_full):
     """``zfs hold TAG SNAPSHOT``: a held snapshot cannot be destroyed."""
     return ["zfs", "hold", tag, snapshot_full]

@@ -413,7 +413,7 @@ class Replicator(object):
         bases = dict(local.peer_bases)
         previous = bases.get(peer_uuid)
         bases[peer_uuid] = snap.guid
-        tag = "flocker-%s" % (peer_uuid,)
+        tag = commands.hold_tag(peer_uuid)
         caps = self._backend.capabilities
         if caps.holds:
             try:

@@ -9,6 +9,7 @@ After every scenario the promises are checked: at most one writable copy
 import os
 import uuid
 
+from twisted.internet.defer import Deferred
 from twisted.trial.unittest import SynchronousTestCase
 
 from .._protocol import ProtocolError, RemoteError
@@ -501,3 +502,77 @@ class FuseRetryTests(ReplicationCase):
         result = self.push(self.a, self.b)
         self.assertEqual((result.resumed, result.base), (False, None))
         self.assertEqual(self.read(self.b, "f"), self.read(self.a, "f"))
+
+
+class ConcurrencyTests(ReplicationCase):
+    """
+    Operations on one dataset never interleave.
+    """
+
+    def hold_lock(self):
+        """
+        Hold the dataset's lock, as a long operation would.
+
+        :return: a ``Deferred`` to fire to release it.
+        """
+        gate = Deferred()
+
+        async def hold():
+            async with self.a.backend.locked(self.dataset_id):
+                await gate
+        Deferred.fromCoroutine(hold())
+        return gate
+
+    def test_pushes_serialised(self):
+        """
+        Two pushes of one dataset asked for while it is busy run one after
+        the other: the second is an incremental from the first's snapshot.
+        """
+        gate = self.hold_lock()
+        first = self.a.replicator.push(self.dataset_id, self.a.peer("b.example"))
+        second = self.a.replicator.push(self.dataset_id, self.a.peer("b.example"))
+        self.assertNoResult(first)
+        self.assertNoResult(second)
+        gate.callback(None)
+        self.assertEqual(self.successResultOf(second).base,
+                         self.successResultOf(first).snapshot)
+
+    def test_destroy_after_push(self):
+        """
+        A destroy asked for during a push waits for it, then removes the
+        dataset although the push left a hold on the peer's base.
+        """
+        gate = self.hold_lock()
+        pushed = self.a.replicator.push(self.dataset_id, self.a.peer("b.example"))
+        destroyed = self.a.backend.destroy(self.dataset_id)
+        gate.callback(None)
+        self.successResultOf(pushed)
+        self.successResultOf(destroyed)
+        self.assertIsNone(self.dataset(self.a))
+
+
+class DivergenceTests(ReplicationCase):
+    """
+    A replica changed behind the owner's back is never overwritten.
+    """
+
+    def test_modified_replica(self):
+        """
+        A replica made writable and written to is refused by the peer as
+        ``DestinationModified``; its change is kept.
+        """
+        self.write(self.a, "f", b"one")
+        self.push(self.a, self.b)
+        name = "flocker/" + self.dataset_id
+        self.successResultOf(self.b.fake.run(["zfs", "set", "readonly=off", name]))
+        self.write(self.b, "theirs", b"keep")
+        self.successResultOf(self.b.fake.run(["zfs", "set", "readonly=on", name]))
+        self.write(self.a, "f", b"two")
+        self.b.fake.fail_next(lambda argv: list(argv[:2]) == ["zfs", "receive"], 1,
+                              b"cannot receive incremental stream: destination %s has been "
+                              b"modified\nsince most recent snapshot\n" % (name.encode(),))
+        failure = self.failureResultOf(
+            self.a.replicator.push(self.dataset_id, self.a.peer("b.example")), TransferFailed)
+        self.assertEqual((failure.value.side, failure.value.error.name),
+                         ("receiver", "DestinationModified"))
+        self.assertEqual(self.read(self.b, "theirs"), b"keep")
