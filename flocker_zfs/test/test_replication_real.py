@@ -290,6 +290,18 @@ class RealReplicationFaultTests(_RealCase):
         second = await self.a.replicator.push(self.dataset_id, self.a.peer(self.b))
         self.assertEqual(second.base, first.snapshot)
 
+    async def test_destroy_after_push(self):
+        """
+        A pushed dataset (its base held for the peer) can still be destroyed
+        on both nodes.
+        """
+        await self.create()
+        await self.a.replicator.push(self.dataset_id, self.a.peer(self.b))
+        await self.a.backend.destroy(self.dataset_id)
+        await self.b.backend.destroy(self.dataset_id)
+        for node in (self.a, self.b):
+            self.assertNotIn(self.dataset_id, (await node.backend.discover()).datasets)
+
     async def test_hostile_requests(self):
         """
         Requests that are not well-formed peer requests, sent straight
