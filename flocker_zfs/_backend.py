@@ -341,12 +341,27 @@ class ZFSBackend(Service):
             if dataset.mounted:
                 # Leave it as we found it: mounted.
                 try:
-                    await self._runner.run(commands.mount(name))
+                    await self._mount_retrying(name)
                 except ZFSError as error:
                     Message.log(message_type="flocker_zfs:backend:remount_failed",
                                 dataset_id=dataset_id, reason=str(error))
             raise
         self._remove_mountpoint(dataset)
+
+    async def _mount_retrying(self, name):
+        """
+        ``zfs mount``; right after an unmount zfs-fuse can answer "busy"
+        for a moment, so that is retried briefly.
+        """
+        delays = list(_BUSY_RETRY_DELAYS)
+        while True:
+            try:
+                await self._runner.run(commands.mount(name))
+                return
+            except DatasetBusy:
+                if not delays:
+                    raise
+                await deferLater(self._reactor, delays.pop(0), lambda: None)
 
     async def _set_holds(self, dataset, command, only=None):
         """

@@ -15,7 +15,7 @@ import os
 import shlex
 import uuid
 
-from twisted.internet.defer import fail
+from twisted.internet.defer import fail, succeed
 from twisted.internet.task import Clock
 from zope.interface import implementer
 
@@ -37,6 +37,8 @@ class FakeNode(object):
     :ivar backend: its :class:`ZFSBackend` (pool ``flocker``).
     :ivar replicator: its :class:`Replicator`.
     :ivar server: its peer server.
+    :ivar list writers: ``(pid, command, file)`` of simulated processes with
+        files open for writing in its datasets (what the handoff checks).
     """
 
     def __init__(self, network, address, fake, backend, replicator, server):
@@ -85,8 +87,11 @@ class FakeNetwork(object):
         fake.add_pool(pool)
         backend = ZFSBackend(self.clock, pool, os.path.join(self.root, address),
                              str(uuid.uuid4()), runner=fake)
-        node = FakeNode(self, address, fake, backend, Replicator(backend, self.clock),
-                        PeerServer(backend))
+        writers = []
+        replicator = Replicator(backend, self.clock,
+                                open_writers=lambda path: succeed(list(writers)))
+        node = FakeNode(self, address, fake, backend, replicator, PeerServer(backend))
+        node.writers = writers
         self.nodes[address] = node
         return node
 

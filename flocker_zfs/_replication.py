@@ -28,6 +28,7 @@ step, by asking the peer what it has.
 """
 
 import re
+from functools import partial
 
 from eliot import start_action
 from pyrsistent import PClass, field
@@ -35,10 +36,11 @@ from twisted.internet.defer import Deferred
 
 from . import _commands as commands
 from ._actions import HANDOFF, PRUNE, PUSH, RECOVER
+from ._openfiles import open_writers as find_open_writers
 from ._protocol import (
     ABORT_RECEIVE, ACQUIRE, FULL, HELLO, RECEIVE, RESUME, STATE, ProtocolError,
     validate_guid)
-from .errors import FlockerZFSError, NotOwner, ZFSError
+from .errors import DatasetInUse, FlockerZFSError, NotOwner, ZFSError
 from .names import dataset_name, snapshot_name, validate_dataset_id
 
 #: Most pre-copy rounds before the source goes read-only.
@@ -196,12 +198,19 @@ class Replicator(object):
 
     :param backend: the started-or-not local backend.
     :param reactor: ``IReactorTime`` (for durations).
+    :param faults: a test's fault plan, ``callable(step name)`` (see
+        :data:`STEPS`), or ``None``.
+    :param open_writers: ``callable(path) -> Deferred`` of the processes
+        with files open for writing under ``path`` (default: from ``/proc``).
     """
 
-    def __init__(self, backend, reactor, faults=None):
+    def __init__(self, backend, reactor, faults=None, open_writers=None):
         self._backend = backend
         self._reactor = reactor
         self._faults = faults
+        if open_writers is None:
+            open_writers = partial(find_open_writers, reactor)
+        self._open_writers = open_writers
         self._peer_uuids = {}
 
     def _step(self, name):
@@ -517,6 +526,8 @@ class Replicator(object):
         await self._set(dataset_id, "readonly", "on")
         self._step("readonly")
         local = await self._backend._get(dataset_id)
+        if marker is None or not marker[2]:
+            await self._refuse_open_writers(dataset_id, local)
         # H3/H4: the final delta, unless the peer already has it.
         state = await peer.call(STATE, dataset_id)
         remote = _remote_snapshots(state)
@@ -547,6 +558,27 @@ class Replicator(object):
         return HandoffResult(dataset_id=dataset_id, peer=peer.address, generation=generation,
                              final_snapshot=final_name, unwritable=acquired - cut,
                              rounds=rounds, bytes=total)
+
+    async def _refuse_open_writers(self, dataset_id, local):
+        """
+        Where ``readonly=on`` spares files already open for writing
+        (zfs-fuse), refuse to go on while any exist: their writes would land
+        after the final snapshot and never reach the new owner.  The handoff
+        is undone (no acquire was sent), so the dataset is writable here again.
+
+        :raises DatasetInUse: naming the processes and files.
+        """
+        if not (self._backend.capabilities.readonly_spares_open_files and local.mounted
+                and local.mountpoint):
+            return
+        writers = await self._open_writers(local.mountpoint)
+        if not writers:
+            return
+        await self._set(dataset_id, "readonly", "off")
+        await self._inherit(dataset_id, commands.HANDOFF)
+        shown = ", ".join("pid %d (%s) %s" % writer for writer in writers[:3])
+        raise DatasetInUse("dataset %s has files open for writing: %s%s"
+                           % (dataset_id, shown, " ..." if len(writers) > 3 else ""))
 
     async def _acquire(self, peer, dataset_id, generation, guid):
         try:

@@ -98,6 +98,16 @@ class NotOwner(FlockerZFSError):
     fix = "Run it on the owning node, or hand the dataset off to this node first."
 
 
+class DatasetInUse(FlockerZFSError):
+    """
+    Processes have files open for writing in the dataset, so it cannot be
+    handed off safely now; nothing was changed.
+    """
+
+    fix = ("Stop the application using the dataset (or have it close its files), then "
+           "hand it off again.")
+
+
 class ForeignSnapshots(FlockerZFSError):
     """
     Destroying the dataset would also destroy snapshots flocker-zfs did not take.

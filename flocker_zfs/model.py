@@ -153,6 +153,9 @@ class Capabilities(PClass):
         ``on`` is reported as ``off`` with source ``temporary`` (zfs-fuse
         mounts everything ``rw`` and enforces read-only itself: writes still
         fail with EROFS).  Elsewhere a temporary ``off`` really is writable.
+    :ivar bool readonly_spares_open_files: ``readonly=on`` stops new opens
+        for writing but files already open keep writing (zfs-fuse): only a
+        remount cuts them off.
     """
 
     implementation = field(type=str, mandatory=True)
@@ -170,13 +173,15 @@ class Capabilities(PClass):
     send_compressed = field(type=bool, initial=False)
     raw_send = field(type=bool, initial=False)
     mount_reports_rw = field(type=bool, initial=False)
+    readonly_spares_open_files = field(type=bool, initial=False)
 
 
 def zfs_fuse_capabilities():
     """
     :return: the :class:`Capabilities` of zfs-fuse 0.7 (pool version 23).
     """
-    return Capabilities(implementation=ZFS_FUSE, holds=True, mount_reports_rw=True)
+    return Capabilities(implementation=ZFS_FUSE, holds=True, mount_reports_rw=True,
+                        receive_unmounted=True, readonly_spares_open_files=True)
 
 
 def openzfs_capabilities(version="", bookmarks=True):

@@ -16,7 +16,7 @@ from .._protocol import ProtocolError, RemoteError
 from .._replication import (
     STEPS, HandoffInDoubt, NoCommonSnapshot, PeerIsOwner, ReplicaDiverged, Replicator,
     SimulatedCrash)
-from ..errors import NotOwner, PeerUnreachable, TransferFailed
+from ..errors import DatasetInUse, NotOwner, PeerUnreachable, TransferFailed
 from ..testing import FakeNetwork
 
 
@@ -576,3 +576,46 @@ class DivergenceTests(ReplicationCase):
         self.assertEqual((failure.value.side, failure.value.error.name),
                          ("receiver", "DestinationModified"))
         self.assertEqual(self.read(self.b, "theirs"), b"keep")
+
+
+class OpenWritersTests(ReplicationCase):
+    """
+    zfs-fuse lets files already open for writing keep writing after
+    ``readonly=on``: a handoff with such writers is refused and undone.
+    """
+
+    def test_refused_and_undone(self):
+        """
+        With a process writing, the handoff fails with ``DatasetInUse``
+        naming it, this node is writable again and nothing was acquired;
+        once it stops, the handoff goes through.
+        """
+        self.a.writers.append((4242, "app", "/flocker/x/log"))
+        failure = self.failureResultOf(
+            self.a.replicator.handoff(self.dataset_id, self.a.peer("b.example")),
+            DatasetInUse)
+        self.assertIn("pid 4242 (app)", str(failure.value))
+        self.assertEqual((self.writable(), self.dataset(self.a).handoff),
+                         (["a.example"], None))
+        del self.a.writers[:]
+        self.successResultOf(self.a.replicator.handoff(self.dataset_id,
+                                                       self.a.peer("b.example")))
+        self.assertEqual(self.writable(), ["b.example"])
+
+
+class OpenZFSOpenWritersTests(ReplicationCase):
+    """
+    On OpenZFS ``readonly=on`` stops every writer, so open files do not
+    block a handoff.
+    """
+
+    profile = "openzfs"
+
+    def test_not_checked(self):
+        """
+        A simulated writer does not stop the handoff.
+        """
+        self.a.writers.append((4242, "app", "/flocker/x/log"))
+        self.successResultOf(self.a.replicator.handoff(self.dataset_id,
+                                                       self.a.peer("b.example")))
+        self.assertEqual(self.writable(), ["b.example"])

@@ -11,17 +11,20 @@ import errno
 import hashlib
 import os
 import shlex
+import signal
+import subprocess
 import sys
 import uuid
 
 from twisted.internet import reactor
+from twisted.internet.task import deferLater
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import TestCase
 
 from .._backend import ZFSBackend
 from .._replication import Replicator, SimulatedCrash
 from .._sshpeer import SSHPeer
-from ..errors import DatasetBusy, TransferFailed
+from ..errors import DatasetBusy, DatasetInUse, TransferFailed
 from ..node import load_node_uuid
 from . import realssh, realzfs
 
@@ -67,6 +70,30 @@ class _Node(object):
 
     def path(self, dataset_id, name):
         return os.path.join(self.mount_root, dataset_id, name)
+
+
+#: Appends 4 KiB records with fsync until a write fails with EROFS, writing
+#: the count of acknowledged records (outside the dataset) after each one.
+_WRITER = """
+import errno, os, sys
+path, acked = sys.argv[1], sys.argv[2]
+fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+count = 0
+while True:
+    record = (b"%08d" % count).ljust(4096, b".")
+    try:
+        os.write(fd, record)
+        os.fsync(fd)
+    except OSError as error:
+        sys.exit(0 if error.errno == errno.EROFS else 1)
+    count += 1
+    with open(acked, "a") as log:
+        log.write("%d\\n" % count)
+"""
+
+
+def _record(index):
+    return (b"%08d" % index).ljust(4096, b".")
 
 
 def _digest(path):
@@ -301,6 +328,50 @@ class RealReplicationFaultTests(_RealCase):
         await self.b.backend.destroy(self.dataset_id)
         for node in (self.a, self.b):
             self.assertNotIn(self.dataset_id, (await node.backend.discover()).datasets)
+
+    async def test_writer_during_handoff(self):
+        """
+        A process appending (and fsyncing) records through a handoff never
+        loses an acknowledged record.  Where ``readonly=on`` cuts writers off
+        (OpenZFS), its next write fails with EROFS and every acknowledged
+        record is on B.  Where it does not (zfs-fuse keeps files already open
+        writable), the handoff is refused while the file is open, A stays
+        the writable owner, and once the writer stops the handoff carries
+        every record.
+        """
+        await self.create()
+        acked = self.a.mount_root + "-acked"
+        writer = subprocess.Popen([sys.executable, "-c", _WRITER,
+                                   self.a.path(self.dataset_id, "log"), acked])
+        self.addCleanup(lambda: writer.poll() is None and writer.kill())
+        while not os.path.exists(acked):
+            await deferLater(reactor, 0.05, lambda: None)
+        await deferLater(reactor, 0.3, lambda: None)
+        capabilities = await self.a.backend.start()
+        if capabilities.readonly_spares_open_files:
+            with self.assertRaises(DatasetInUse):
+                await self.a.replicator.handoff(self.dataset_id, self.a.peer(self.b))
+            self.assertIn("a", await self.writable())
+            writer.terminate()
+            self.assertEqual(await self._exit(writer), -signal.SIGTERM)
+            await self.a.replicator.handoff(self.dataset_id, self.a.peer(self.b))
+        else:
+            await self.a.replicator.handoff(self.dataset_id, self.a.peer(self.b))
+            self.assertEqual(await self._exit(writer), 0)  # stopped on EROFS
+        with open(acked) as handle:
+            count = int(handle.read().split()[-1])
+        with open(self.b.path(self.dataset_id, "log"), "rb") as handle:
+            content = handle.read()
+        self.assertTrue(count > 0)
+        self.assertEqual(content[:count * 4096], b"".join(_record(i) for i in range(count)))
+        self.assertEqual(await self.writable(), ["b"])
+
+    async def _exit(self, process):
+        for _ in range(100):
+            if process.poll() is not None:
+                break
+            await deferLater(reactor, 0.1, lambda: None)
+        return process.returncode
 
     async def test_hostile_requests(self):
         """
