@@ -156,6 +156,9 @@ def _marker(peer_uuid, generation, acquiring=False):
     return "%s:%d%s" % (peer_uuid, generation, ":acquiring" if acquiring else "")
 
 
+#: What ZFS allows in one name component (zfs_namecheck.c), spaces included.
+_ZFS_COMPONENT = re.compile(r"\A[A-Za-z0-9_.: -]{1,255}\Z")
+
 _MARKER = re.compile(r"\A([0-9a-f-]{36}):([0-9]{1,18})(:acquiring)?\Z")
 
 
@@ -187,8 +190,16 @@ def _remote_snapshots(state):
         re-validated (a peer's output never reaches a command line unchecked).
     """
     result = []
-    for entry in state.get("snapshots") or []:
-        result.append((str(entry["name"]), validate_guid(str(entry["guid"]))))
+    try:
+        for entry in state.get("snapshots") or []:
+            name = entry["name"]
+            if not (isinstance(name, str) and _ZFS_COMPONENT.match(name)):
+                raise ProtocolError("peer reported a snapshot name that is not a ZFS name: %r"
+                                    % (name,)[:120])
+            result.append((name, validate_guid(str(entry["guid"]))))
+    except (KeyError, TypeError, AttributeError):
+        raise ProtocolError("peer reported a malformed snapshot list: %r"
+                            % (state.get("snapshots"),)[:200])
     return result
 
 

@@ -619,3 +619,40 @@ class OpenZFSOpenWritersTests(ReplicationCase):
         self.successResultOf(self.a.replicator.handoff(self.dataset_id,
                                                        self.a.peer("b.example")))
         self.assertEqual(self.writable(), ["b.example"])
+
+
+class _LyingPeer(_ForgingPeer):
+    """
+    An ``IPeer`` wrapper whose ``state`` answers list hostile snapshots.
+    """
+
+    def __init__(self, peer, snapshots):
+        _ForgingPeer.__init__(self, peer, None)
+        self._snapshots = snapshots
+
+    def call(self, verb, *args):
+        d = self._peer.call(verb, *args)
+        if verb == "state":
+            d.addCallback(lambda state: dict(state, exists=True, snapshots=self._snapshots))
+        return d
+
+
+class HostilePeerOutputTests(ReplicationCase):
+    """
+    Names and numbers from a peer's answers are checked before use; bad
+    ones stop the push with ``ProtocolError`` and nothing is sent.
+    """
+
+    def test_hostile_snapshot_lists(self):
+        """
+        Snapshot lists with newlines, shell syntax, ``%`` names, overlong or
+        non-numeric GUIDs, or the wrong shape are refused before any stream.
+        """
+        for bad in [[{"name": "a\nb", "guid": "1"}], [{"name": "x; rm -rf /", "guid": "1"}],
+                    [{"name": "%recv", "guid": "1"}], [{"name": "s" * 300, "guid": "1"}],
+                    [{"name": "s", "guid": "99999999999999999999999"}],
+                    [{"name": "s", "guid": "-1"}], [{"name": 5, "guid": "1"}],
+                    [{"guid": "1"}], ["s"], "snapshots"]:
+            lying = _LyingPeer(self.a.peer("b.example"), bad)
+            self.failureResultOf(self.a.replicator.push(self.dataset_id, lying), ProtocolError)
+            self.assertEqual((bad, lying.streams), (bad, []))
