@@ -237,20 +237,33 @@ class _Progress(object):
             self._stream.write("\n")
 
 
-async def _push(backend, options, out):
+def _peer(options):
+    """
+    The ``IPeer`` named on the command line (validated first).
+    """
     host, port = parse_peer(options.peer, options.ssh_port)
-    peer = options.make_peer(options.reactor, _ssh_config(options), host, port)
-    progress = _Progress(options.reactor, options.err, "push %s" % (options.dataset_id,))
+    return options.make_peer(options.reactor, _ssh_config(options), host, port)
+
+
+async def _transfer(backend, options, verb):
+    """
+    Run ``Replicator.<verb>`` with a progress display.
+    """
+    peer = _peer(options)
+    progress = _Progress(options.reactor, options.err,
+                         "%s %s" % (verb, options.dataset_id))
     try:
-        result = await Replicator(backend, options.reactor).push(
-            options.dataset_id, peer, progress=progress)
+        operation = getattr(Replicator(backend, options.reactor), verb)
+        return await operation(options.dataset_id, peer, progress=progress)
     finally:
         progress.done()
+
+
+async def _push(backend, options, out):
+    result = await _transfer(backend, options, "push")
     if options.json:
-        out.write(json.dumps({"dataset_id": result.dataset_id, "peer": result.peer,
-                              "snapshot": result.snapshot, "base": result.base,
-                              "bytes": result.bytes, "duration": result.duration,
-                              "resumed": result.resumed}) + "\n")
+        # GUIDs as strings: JSON readers lose precision above 2**53.
+        out.write(json.dumps(dict(result.serialize(), guid=str(result.guid))) + "\n")
     else:
         out.write("pushed %s to %s: snapshot %s (%s), %s in %.2f s\n" % (
             result.dataset_id, result.peer, result.snapshot,
@@ -259,19 +272,9 @@ async def _push(backend, options, out):
 
 
 async def _handoff(backend, options, out):
-    host, port = parse_peer(options.peer, options.ssh_port)
-    peer = options.make_peer(options.reactor, _ssh_config(options), host, port)
-    progress = _Progress(options.reactor, options.err, "handoff %s" % (options.dataset_id,))
-    try:
-        result = await Replicator(backend, options.reactor).handoff(
-            options.dataset_id, peer, progress=progress)
-    finally:
-        progress.done()
+    result = await _transfer(backend, options, "handoff")
     if options.json:
-        out.write(json.dumps({"dataset_id": result.dataset_id, "peer": result.peer,
-                              "generation": result.generation,
-                              "unwritable": result.unwritable, "rounds": result.rounds,
-                              "bytes": result.bytes, "already": result.already}) + "\n")
+        out.write(json.dumps(result.serialize()) + "\n")
     elif result.already:
         out.write("%s is already owned by %s (generation %d); nothing to do\n" % (
             result.dataset_id, result.peer, result.generation))
@@ -283,8 +286,7 @@ async def _handoff(backend, options, out):
 
 
 async def _recover(backend, options, out):
-    host, port = parse_peer(options.peer, options.ssh_port)
-    peer = options.make_peer(options.reactor, _ssh_config(options), host, port)
+    peer = _peer(options)
     outcome = await Replicator(backend, options.reactor).recover(
         options.dataset_id, peer, abort=options.abort)
     if options.json:

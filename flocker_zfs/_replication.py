@@ -31,7 +31,6 @@ import re
 from functools import partial
 
 from eliot import start_action
-from pyrsistent import PClass, field
 from twisted.internet.defer import Deferred
 
 from . import _commands as commands
@@ -40,7 +39,10 @@ from ._openfiles import open_writers as find_open_writers
 from ._protocol import (
     ABORT_RECEIVE, ACQUIRE, FULL, HELLO, RECEIVE, RESUME, STATE, ProtocolError,
     validate_guid)
-from .errors import DatasetInUse, FlockerZFSError, NotOwner, ZFSError
+from .errors import (
+    DatasetInUse, FlockerZFSError, HandoffInDoubt, NoCommonSnapshot, NotOwner, PeerIsOwner,
+    ReplicaDiverged, ZFSError)
+from .model import HandoffResult, PushResult
 from .names import dataset_name, snapshot_name, validate_dataset_id
 
 #: Most pre-copy rounds before the source goes read-only.
@@ -48,46 +50,6 @@ PRECOPY_ROUNDS = 3
 
 #: A pre-copy delta at most this big is small enough to stop pre-copying.
 PRECOPY_SMALL = 1024 * 1024
-
-
-class NoCommonSnapshot(FlockerZFSError):
-    """
-    The peer has a copy of the dataset but no snapshot in common with ours.
-    """
-
-    fix = ("flocker-zfs never destroys the peer's copy by itself. If that copy is "
-           "not needed, destroy it on the peer (`flocker-zfs destroy --force ID`), "
-           "then push again.")
-
-
-class ReplicaDiverged(FlockerZFSError):
-    """
-    The peer's copy has snapshots newer than the common base, so an
-    incremental would need a destructive rollback there.
-    """
-
-    fix = ("Compare `flocker-zfs status` on both nodes; keep what you need from the "
-           "peer's copy, destroy it there, then push again.")
-
-
-class PeerIsOwner(FlockerZFSError):
-    """
-    The peer holds a writable, owned copy: pushing over it would lose its writes.
-    """
-
-    fix = ("Only the owner pushes. If both nodes think they own the dataset, stop "
-           "writers on one of them and hand it off explicitly.")
-
-
-class HandoffInDoubt(FlockerZFSError):
-    """
-    The handoff's outcome is unknown (the peer did not answer ``acquire``).
-    This node stays read-only; :meth:`Replicator.recover` settles it.
-    """
-
-    fix = ("Nothing is lost and no node is writable twice. Once the peer is reachable, "
-           "run the handoff again (or let the agent recover): it asks the peer "
-           "whether it became the owner.")
 
 
 class SimulatedCrash(Exception):
@@ -100,48 +62,6 @@ class SimulatedCrash(Exception):
 #: The named points of the handoff where a fault plan is consulted, in order.
 STEPS = ("precopied", "marked", "readonly", "final-sent", "acquire-marked", "acquired",
          "generation-recorded", "owner-recorded")
-
-
-class PushResult(PClass):
-    """
-    What one push did.
-
-    :ivar snapshot: the snapshot now on the peer (name).
-    :ivar base: the incremental base's name, or ``None`` for a full stream.
-    :ivar int bytes: bytes streamed.
-    :ivar float duration: seconds.
-    """
-
-    dataset_id = field(type=str, mandatory=True)
-    peer = field(type=str, mandatory=True)
-    snapshot = field(type=str, mandatory=True)
-    guid = field(type=int, mandatory=True)
-    base = field(type=(str, type(None)), initial=None)
-    bytes = field(type=int, initial=0)
-    duration = field(type=float, initial=0.0)
-    resumed = field(type=bool, initial=False)
-
-
-class HandoffResult(PClass):
-    """
-    What one handoff did.
-
-    :ivar int generation: the new owner's generation.
-    :ivar float unwritable: seconds during which no node was writable
-        (from ``readonly=on`` here to the peer's acquire).
-    :ivar int rounds: pre-copy rounds.
-    :ivar int bytes: bytes streamed in all.
-    :ivar bool already: the peer already owned it (nothing was done).
-    """
-
-    dataset_id = field(type=str, mandatory=True)
-    peer = field(type=str, mandatory=True)
-    generation = field(type=int, mandatory=True)
-    final_snapshot = field(type=(str, type(None)), initial=None)
-    unwritable = field(type=float, initial=0.0)
-    rounds = field(type=int, initial=0)
-    bytes = field(type=int, initial=0)
-    already = field(type=bool, initial=False)
 
 
 def _deferred(method):

@@ -311,6 +311,48 @@ RECEIVE_ERRORS = (
 )
 
 
+# -- replication ---------------------------------------------------------------
+
+class NoCommonSnapshot(FlockerZFSError):
+    """
+    The peer has a copy of the dataset but no snapshot in common with ours.
+    """
+
+    fix = ("flocker-zfs never destroys the peer's copy by itself. If that copy is "
+           "not needed, destroy it on the peer (`flocker-zfs destroy --force ID`), "
+           "then push again.")
+
+
+class ReplicaDiverged(FlockerZFSError):
+    """
+    The peer's copy has snapshots newer than the common base, so an
+    incremental would need a destructive rollback there.
+    """
+
+    fix = ("Compare `flocker-zfs status` on both nodes; keep what you need from the "
+           "peer's copy, destroy it there, then push again.")
+
+
+class PeerIsOwner(FlockerZFSError):
+    """
+    The peer holds a writable, owned copy: pushing over it would lose its writes.
+    """
+
+    fix = ("Only the owner pushes. If both nodes think they own the dataset, stop "
+           "writers on one of them and hand it off explicitly.")
+
+
+class HandoffInDoubt(FlockerZFSError):
+    """
+    The handoff's outcome is unknown (the peer did not answer ``acquire``).
+    This node stays read-only; :meth:`Replicator.recover` settles it.
+    """
+
+    fix = ("Nothing is lost and no node is writable twice. Once the peer is reachable, "
+           "run the handoff again (or let the agent recover): it asks the peer "
+           "whether it became the owner.")
+
+
 # -- peers and transport -----------------------------------------------------
 
 class TransportError(FlockerZFSError):

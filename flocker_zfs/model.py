@@ -194,3 +194,45 @@ def openzfs_capabilities(version="", bookmarks=True):
         receive_properties=True, resume_tokens=True, bookmarks=bookmarks,
         holds=True, hold_listing=True, send_estimate=True,
         send_compressed=True, raw_send=True)
+
+
+class PushResult(PClass):
+    """
+    What one push did.
+
+    :ivar snapshot: the snapshot now on the peer (name).
+    :ivar base: the incremental base's name, or ``None`` for a full stream.
+    :ivar int bytes: bytes streamed.
+    :ivar float duration: seconds.
+    """
+
+    dataset_id = field(type=str, mandatory=True)
+    peer = field(type=str, mandatory=True)
+    snapshot = field(type=str, mandatory=True)
+    guid = field(type=int, mandatory=True)
+    base = field(type=(str, type(None)), initial=None)
+    bytes = field(type=int, initial=0)
+    duration = field(type=float, initial=0.0)
+    resumed = field(type=bool, initial=False)
+
+
+class HandoffResult(PClass):
+    """
+    What one handoff did.
+
+    :ivar int generation: the new owner's generation.
+    :ivar float unwritable: seconds during which no node was writable
+        (from ``readonly=on`` here to the peer's acquire).
+    :ivar int rounds: pre-copy rounds.
+    :ivar int bytes: bytes streamed in all.
+    :ivar bool already: the peer already owned it (nothing was done).
+    """
+
+    dataset_id = field(type=str, mandatory=True)
+    peer = field(type=str, mandatory=True)
+    generation = field(type=int, mandatory=True)
+    final_snapshot = field(type=(str, type(None)), initial=None)
+    unwritable = field(type=float, initial=0.0)
+    rounds = field(type=int, initial=0)
+    bytes = field(type=int, initial=0)
+    already = field(type=bool, initial=False)
