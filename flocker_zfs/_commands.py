@@ -30,6 +30,9 @@ OWNER = "flocker:owner"
 GENERATION = "flocker:generation"
 #: ``"<node uuid>:<generation>"`` while this node hands the dataset off.
 HANDOFF = "flocker:handoff"
+#: The owner's maximum size on a replica (which carries no ``refquota``, so
+#: receives never fail on it); applied as ``refquota`` when acquired.
+MAXIMUM_SIZE = "flocker:maximum_size"
 #: ``"<node uuid>=<guid>,..."``: the newest snapshot each peer is known to
 #: hold, so retention keeps every peer's incremental base.
 BASES = "flocker:bases"
@@ -38,7 +41,7 @@ BASES = "flocker:bases"
 DISCOVERY_PROPERTIES = (
     "type", "guid", "createtxg", "used", "referenced", "refquota",
     "readonly", "mountpoint", "mounted", "origin",
-    MANAGED, DATASET_ID, OWNER, GENERATION, HANDOFF, BASES,
+    MANAGED, DATASET_ID, OWNER, GENERATION, HANDOFF, BASES, MAXIMUM_SIZE,
 )
 
 #: Read too where the implementation has resumable receives (zfs-fuse
@@ -226,6 +229,18 @@ def _writable(props, capabilities):
     return True
 
 
+def _recorded_size(props):
+    """
+    A replica's recorded owner limit (``flocker:maximum_size``); a writable
+    copy's limit is its ``refquota`` alone.
+    """
+    if props.get("readonly", ("on",))[0] == "off" and props.get(
+            "readonly", ("", "-"))[1] != "temporary":
+        return None
+    value = _local(props, MAXIMUM_SIZE)
+    return int(value) if value and value.isdigit() and int(value) > 0 else None
+
+
 def _token(props):
     value = props.get(RESUME_TOKEN, ("-",))[0]
     return None if value in ("-", "") else value
@@ -265,7 +280,7 @@ def _dataset(argv, pool, dataset_id, props, snapshots, capabilities):
         owner=_local(props, OWNER),
         generation=max(generation, 0),
         writable=_writable(props, capabilities),
-        maximum_size=refquota or None,
+        maximum_size=refquota or _recorded_size(props),
         used=_integer(argv, name, props, "used", 0),
         referenced=_integer(argv, name, props, "referenced", 0),
         mountpoint=None if mountpoint in ("-", "none", "legacy") else mountpoint,

@@ -283,6 +283,10 @@ def _deferred(method):
     return wrapper
 
 
+#: ``receive`` called without a maximum size (an older client).
+_UNKNOWN = object()
+
+
 class PeerServer(object):
     """
     Answers peer requests for the datasets of one local pool.
@@ -395,7 +399,8 @@ class PeerServer(object):
         return dataset_state(copy.dataset, copy.dataset.resume_token)
 
     @_deferred
-    async def receive(self, dataset_id, base, snapshot, guid, owner, generation, stream):
+    async def receive(self, dataset_id, base, snapshot, guid, owner, generation,
+                      maximum_size=_UNKNOWN, stream=None):
         """
         Receive ``stream`` (snapshot ``snapshot`` with ``guid``) into this
         node's read-only replica of ``dataset_id``, then label, mount and
@@ -404,6 +409,9 @@ class PeerServer(object):
         :param base: ``"full"``, ``"resume"`` or the incremental base's guid
             (``int``), which must be the replica's newest snapshot.
         :param owner: the owner's node uuid at ``generation`` (``int``).
+        :param maximum_size: the owner's maximum size (bytes or ``None``),
+            recorded as ``flocker:maximum_size``; left as it is when a client
+            does not send it.
         :param stream: the :class:`~flocker_zfs.interfaces.IReceiveStream`.
         :return: ``Deferred`` firing with ``{"snapshot": {"name", "guid",
             "createtxg"}, "received": bool, "mounted": bool, "pruned": [..]}``;
@@ -415,8 +423,10 @@ class PeerServer(object):
             receive`` failed; the replica kept its last complete snapshot.
         :raises SnapshotMismatch: the received snapshot is not ``guid``.
         """
-        dataset_id, base, snapshot, guid, owner, generation = _parsed(
-            RECEIVE, dataset_id, base, snapshot, guid, owner, generation)
+        given = () if maximum_size is _UNKNOWN else (commands.size_value(maximum_size),)
+        parsed = _parsed(RECEIVE, dataset_id, base, snapshot, guid, owner, generation, *given)
+        dataset_id, base, snapshot, guid, owner, generation = parsed[:6]
+        maximum_size = parsed[6] if given else _UNKNOWN
         if stream is None:
             raise ProtocolError("receive needs the zfs send stream on stdin")
         if owner == self.node_uuid:
@@ -442,7 +452,7 @@ class PeerServer(object):
                     raise
             # The name was free, ours or adoptable when checked, under the
             # lock: what is there now is ours whatever labels it lost.
-            response = await self._settle(dataset_id, guid, owner, generation)
+            response = await self._settle(dataset_id, guid, owner, generation, maximum_size)
             response["received"] = received
             return response
 
@@ -503,6 +513,11 @@ class PeerServer(object):
                 if dataset.owner != me:
                     await self._set(copy.name, commands.OWNER, me)
                 await self._set(copy.name, commands.GENERATION, str(generation))
+            # The owner's limit, carried by the replica as a property: applied
+            # before writes are enabled.
+            recorded = copy.local(commands.MAXIMUM_SIZE)
+            if recorded not in (None, "none"):
+                await self._set(copy.name, "refquota", recorded)
             await self._set(copy.name, "readonly", "off")
             return {"owner": me, "generation": generation, "already": False,
                     "mounted": await self._mount(copy)}
@@ -671,7 +686,7 @@ class PeerServer(object):
             Message.log(message_type="flocker_zfs:peer:claim_failed",
                         dataset_id=dataset_id, reason=str(error))
 
-    async def _settle(self, dataset_id, guid, owner, generation):
+    async def _settle(self, dataset_id, guid, owner, generation, maximum_size=None):
         """
         After a receive (or for a snapshot already here): check the newest
         snapshot is ``guid``, then make the copy a labelled, read-only,
@@ -698,6 +713,10 @@ class PeerServer(object):
                 continue  # never record an unverified or lower claim
             if copy.local(key) != value:
                 wanted.append((key, value))
+        if verified and maximum_size is not _UNKNOWN:
+            value = commands.size_value(maximum_size)
+            if (copy.local(commands.MAXIMUM_SIZE) or "none") != value:
+                wanted.append((commands.MAXIMUM_SIZE, value))
         for key, value in wanted:
             await self._set(copy.name, key, value)
         if not verified:

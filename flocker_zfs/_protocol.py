@@ -20,11 +20,14 @@ Verbs (exact argument counts):
     the server's node uuid, pool, protocol version and capabilities.
 ``state DATASET``
     what the server has of one dataset (:func:`dataset_state`).
-``receive DATASET BASE SNAPSHOT GUID OWNER GENERATION``
+``receive DATASET BASE SNAPSHOT GUID OWNER GENERATION [MAXSIZE]``
     receive a stream of ``SNAPSHOT`` (whose guid is ``GUID``) into the
     server's read-only replica of ``DATASET``, owned by node ``OWNER`` at
     ``GENERATION``.  ``BASE`` is ``full``, ``resume`` or the decimal guid of
     the incremental base, which must be the replica's newest snapshot.
+    ``MAXSIZE`` (bytes, or ``none``) is the owner's maximum size, recorded
+    on the replica (which itself carries no quota, so a receive never fails
+    on it) and applied when it is acquired.
 ``acquire DATASET GENERATION GUID FROM``
     make the server the owner at ``GENERATION`` if its newest snapshot is
     ``GUID`` and the generation is newer than any it has seen; ``FROM`` is
@@ -112,6 +115,18 @@ def _generation(value):
     return int(value)
 
 
+def validate_size(value):
+    """
+    :return: a maximum size: ``None`` for ``"none"``, else the ``int``.
+    :raises ProtocolError: neither.
+    """
+    if value == "none":
+        return None
+    if not isinstance(value, str) or not _GENERATION.match(value) or int(value) == 0:
+        raise ProtocolError("invalid maximum size %r: bytes or 'none'" % (value,))
+    return int(value)
+
+
 def _base(value):
     if value in (FULL, RESUME):
         return value
@@ -123,10 +138,14 @@ _VERBS = {
     HELLO: (),
     STATE: (validate_dataset_id,),
     RECEIVE: (validate_dataset_id, _base, validate_snapshot_name, validate_guid,
-              validate_dataset_id, _generation),
+              validate_dataset_id, _generation, validate_size),
     ACQUIRE: (validate_dataset_id, _generation, validate_guid, validate_dataset_id),
     ABORT_RECEIVE: (validate_dataset_id,),
 }
+
+
+#: verb -> how many trailing arguments may be left out (older clients).
+_OPTIONAL = {RECEIVE: 1}
 
 
 def request(verb, *args):
@@ -163,7 +182,8 @@ def parse_request(text):
     if validators is None:
         raise ProtocolError("unknown peer request %r (known: %s)"
                             % (verb[:40], ", ".join(sorted(_VERBS))))
-    if len(args) != len(validators):
+    optional = _OPTIONAL.get(verb, 0)
+    if not len(validators) - optional <= len(args) <= len(validators):
         raise ProtocolError("peer request %s takes %d arguments, got %d"
                             % (verb, len(validators), len(args)))
     try:

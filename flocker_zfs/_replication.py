@@ -287,7 +287,8 @@ class Replicator(object):
         response, sent = await peer.stream(
             send_argv, RECEIVE, dataset_id, FULL if base is None else base.guid,
             snap.name, snap.guid, local.owner or self._backend.node_uuid,
-            max(local.generation, 1), progress=progress)
+            max(local.generation, 1), commands.size_value(local.maximum_size),
+            progress=progress)
         received = response.get("snapshot") or {}
         if str(received.get("guid")) != str(snap.guid):
             raise ProtocolError(
@@ -339,7 +340,7 @@ class Replicator(object):
         response, sent = await peer.stream(
             commands.send_resume(token), RECEIVE, local.dataset_id, RESUME, snap.name,
             snap.guid, local.owner or self._backend.node_uuid, max(local.generation, 1),
-            progress=progress)
+            commands.size_value(local.maximum_size), progress=progress)
         await self._after_push(local.dataset_id, peer_uuid, snap)
         return PushResult(dataset_id=local.dataset_id, peer=peer.address, snapshot=snap.name,
                           guid=snap.guid, bytes=int(sent), resumed=True,
@@ -532,6 +533,12 @@ class Replicator(object):
         self._step("owner-recorded")
         await self._inherit(dataset_id, commands.HANDOFF)
         local = await self._backend._get(dataset_id)
+        if local.maximum_size is not None:
+            # A replica carries the limit as a record, not a quota that a
+            # receive could run into.
+            await self._set(dataset_id, commands.MAXIMUM_SIZE,
+                            commands.size_value(local.maximum_size))
+            await self._set(dataset_id, "refquota", "none")
         bases = dict(local.peer_bases)
         bases[peer_uuid] = final_guid
         await self._set(dataset_id, commands.BASES, commands.format_bases(bases))

@@ -656,3 +656,44 @@ class HostilePeerOutputTests(ReplicationCase):
             lying = _LyingPeer(self.a.peer("b.example"), bad)
             self.failureResultOf(self.a.replicator.push(self.dataset_id, lying), ProtocolError)
             self.assertEqual((bad, lying.streams), (bad, []))
+
+
+class MaximumSizeTests(ReplicationCase):
+    """
+    The owner's maximum size travels with the dataset: replicas record it
+    (without a quota a receive could hit) and the new owner applies it.
+    """
+
+    def refquota(self, node):
+        return self.successResultOf(node.fake.run(
+            ["zfs", "get", "-H", "-p", "-o", "value", "refquota",
+             "flocker/" + self.dataset_id])).strip()
+
+    def test_carried_through_handoff(self):
+        """
+        After a push the replica reports the limit with no quota; after a
+        handoff the new owner enforces it and the old owner only records it.
+        """
+        self.successResultOf(self.a.backend.resize(self.dataset_id, 64 * 1024 * 1024))
+        self.push(self.a, self.b)
+        self.assertEqual((self.dataset(self.b).maximum_size, self.refquota(self.b)),
+                         (64 * 1024 * 1024, b"0"))
+        self.successResultOf(self.a.replicator.handoff(self.dataset_id,
+                                                       self.a.peer("b.example")))
+        self.assertEqual((self.dataset(self.b).maximum_size, self.refquota(self.b)),
+                         (64 * 1024 * 1024, b"67108864"))
+        self.assertEqual((self.dataset(self.a).maximum_size, self.refquota(self.a)),
+                         (64 * 1024 * 1024, b"0"))
+
+    def test_resize_reaches_replica(self):
+        """
+        A new limit set on the owner reaches the replica with the next push;
+        removing it too.
+        """
+        self.push(self.a, self.b)
+        self.successResultOf(self.a.backend.resize(self.dataset_id, 32 * 1024 * 1024))
+        self.push(self.a, self.b)
+        self.assertEqual(self.dataset(self.b).maximum_size, 32 * 1024 * 1024)
+        self.successResultOf(self.a.backend.resize(self.dataset_id, None))
+        self.push(self.a, self.b)
+        self.assertIsNone(self.dataset(self.b).maximum_size)

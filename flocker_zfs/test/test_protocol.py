@@ -1,0 +1,94 @@
+"""
+Tests for :mod:`flocker_zfs._protocol`.
+"""
+
+import shlex
+import uuid
+
+from hypothesis import given, strategies as st
+from twisted.trial.unittest import SynchronousTestCase
+
+from .._protocol import (
+    ProtocolError, RemoteError, decode_response, encode_error, encode_ok, parse_request,
+    request)
+from ..errors import NotManaged
+
+ID = str(uuid.uuid4())
+
+
+class RequestTests(SynchronousTestCase):
+    """
+    Tests for building and parsing requests.
+    """
+
+    def test_round_trip(self):
+        """
+        A built request parses back to its verb and typed arguments.
+        """
+        argv = request("receive", ID, "full", "flocker-1", 123, ID, 2, 1048576)
+        self.assertEqual(parse_request(shlex.join(argv)),
+                         ("receive", [ID, "full", "flocker-1", 123, ID, 2, 1048576]))
+
+    def test_optional_size(self):
+        """
+        ``receive`` may leave out the trailing maximum size; ``none`` means
+        no limit.
+        """
+        self.assertEqual(len(parse_request(shlex.join(
+            request("receive", ID, 5, "s", 6, ID, 1)))[1]), 6)
+        self.assertIsNone(parse_request(shlex.join(
+            request("receive", ID, 5, "s", 6, ID, 1, "none")))[1][6])
+
+    def test_refused(self):
+        """
+        Anything but a well-formed request is a ``ProtocolError``.
+        """
+        for text in ["", "   ", "zfs destroy -r flocker", "flocker-zfs peer",
+                     "flocker-zfs peer nope", "flocker-zfs peer state",
+                     "flocker-zfs peer state %s extra" % (ID,),
+                     "flocker-zfs peer state ../../tank", "flocker-zfs peer state '%s" % (ID,),
+                     "flocker-zfs peer acquire %s 1 1 %s; reboot" % (ID, ID),
+                     "flocker-zfs peer receive %s full -r 1 %s 1" % (ID, ID),
+                     "flocker-zfs peer receive %s full s 1 %s 1 0" % (ID, ID),
+                     "flocker-zfs peer state " + "x" * 1000]:
+            self.assertRaises(ProtocolError, parse_request, text)
+
+    @given(st.text(max_size=200))
+    def test_arbitrary_text(self, text):
+        """
+        Arbitrary text parses to a known verb or raises ``ProtocolError``.
+        """
+        try:
+            verb, _ = parse_request(text)
+        except ProtocolError:
+            return
+        self.assertIn(verb, ("hello", "state", "receive", "acquire", "abort-receive"))
+
+
+class ResponseTests(SynchronousTestCase):
+    """
+    Tests for encoding and decoding responses.
+    """
+
+    def test_ok(self):
+        """
+        A success response decodes to its fields.
+        """
+        self.assertEqual(decode_response("p", encode_ok(a=1))["a"], 1)
+
+    def test_error(self):
+        """
+        An error response becomes a ``RemoteError`` with the peer's error
+        name, message and fix.
+        """
+        with self.assertRaises(RemoteError) as caught:
+            decode_response("p", encode_error(NotManaged("dataset x is not ours")))
+        self.assertEqual(caught.exception.name, "NotManaged")
+        self.assertIn("peer p: dataset x is not ours", str(caught.exception))
+
+    def test_garbage(self):
+        """
+        Output that is not a response is a ``ProtocolError``.
+        """
+        for stdout in [b"", b"hello\n", b"[1]\n", b'{"ok": 1}\n', b"\xff\n"]:
+            self.assertRaises(ProtocolError, decode_response, "p", stdout)
