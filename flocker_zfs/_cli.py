@@ -76,14 +76,17 @@ def _dataset_json(dataset, node_uuid):
 
 
 def _status_table(state, node_uuid):
-    rows = [("DATASET", "OWNER", "STATE", "MAX SIZE", "USED", "NEWEST SNAPSHOT", "MOUNTPOINT")]
+    rows = [("DATASET", "OWNER", "GEN", "STATE", "MAX SIZE", "USED", "NEWEST SNAPSHOT",
+             "MOUNTPOINT")]
     for dataset_id in sorted(state.datasets):
         dataset = state.datasets[dataset_id]
         newest = dataset.newest_snapshot()
         rows.append((
             dataset_id,
             "this node" if dataset.owned_by(node_uuid) else (dataset.owner or "?"),
-            "writable" if dataset.writable else "replica",
+            str(dataset.generation),
+            "writable" if dataset.writable else (
+                "handing off" if dataset.handoff else "replica"),
             _human(dataset.maximum_size),
             _human(dataset.used),
             newest.name if newest else "-",
@@ -184,7 +187,7 @@ def _check_ssh_files(options):
     identity, known = options.ssh_identity, options.ssh_known_hosts
     if not os.path.isfile(identity):
         raise ConfigError("SSH identity file %s does not exist" % (identity,),
-                          fix="Create it with `flocker-zfs init` (or ssh-keygen -t ed25519 "
+                          fix="Create it (ssh-keygen -t ed25519 "
                               "-N '' -f %s), or pass --ssh-identity." % (identity,))
     if os.stat(identity).st_mode & 0o077:
         raise ConfigError("SSH identity file %s is readable by others; ssh refuses it"
@@ -266,7 +269,7 @@ async def _push(backend, options, out):
         out.write(json.dumps(dict(result.serialize(), guid=str(result.guid))) + "\n")
     else:
         out.write("pushed %s to %s: snapshot %s (%s), %s in %.2f s\n" % (
-            result.dataset_id, result.peer, result.snapshot,
+            result.dataset_id, options.peer, result.snapshot,
             "incremental from %s" % (result.base,) if result.base else "full stream",
             _human(result.bytes) or "0", result.duration))
 
@@ -277,11 +280,11 @@ async def _handoff(backend, options, out):
         out.write(json.dumps(result.serialize()) + "\n")
     elif result.already:
         out.write("%s is already owned by %s (generation %d); nothing to do\n" % (
-            result.dataset_id, result.peer, result.generation))
+            result.dataset_id, options.peer, result.generation))
     else:
         out.write("handed off %s to %s: generation %d, %d pre-copy round(s), %s sent, "
                   "unwritable for %.2f s\n" % (
-                      result.dataset_id, result.peer, result.generation, result.rounds,
+                      result.dataset_id, options.peer, result.generation, result.rounds,
                       _human(result.bytes), result.unwritable))
 
 
@@ -342,7 +345,7 @@ def _parser():
     snapshot.set_defaults(run=_snapshot, creates_identity=False)
 
     peering = argparse.ArgumentParser(add_help=False)
-    peering.add_argument("dataset_id")
+    peering.add_argument("dataset_id", help="the dataset's id (a lowercase UUID)")
     peering.add_argument("peer", help="the peer: HOST, HOST:PORT or [IPV6]:PORT")
     peering.add_argument("--ssh-identity", default=DEFAULT_IDENTITY,
                          help="private key for peers (default: %(default)s)")
@@ -361,8 +364,10 @@ def _parser():
                                   help="make a peer the dataset's writable owner")
     handoff.set_defaults(run=_handoff, creates_identity=False)
 
-    recover = commands.add_parser("recover", parents=[common, peering],
-                                  help="settle an interrupted handoff by asking the peer")
+    recover = commands.add_parser(
+        "recover", parents=[common, peering],
+        help="settle an interrupted handoff: ask the peer, then finish it (send the final "
+             "snapshot and acquire as needed) or, with --abort, take the dataset back")
     recover.add_argument("--abort", action="store_true",
                          help="take the dataset back if the peer provably did not take it")
     recover.set_defaults(run=_recover, creates_identity=False)

@@ -189,7 +189,7 @@ def serve(reactor, options, environ, stdin_fd, stdout, stderr, runner=None):
             if runner is None:
                 runner = ProcessRunner(reactor, environ=environ)
             backend = ZFSBackend(reactor, options.pool, options.mount_root,
-                                 load_node_uuid(options.node_file, create=False),
+                                 load_node_uuid(options.node_file),
                                  runner=runner)
         except FlockerZFSError as error:
             if lock is not None:

@@ -364,7 +364,9 @@ class TransportError(FlockerZFSError):
     """
 
     cause = "ssh to the peer failed"
-    fix = "Run `flocker-zfs doctor` to check SSH between the nodes."
+    fix = ("Check SSH between the nodes by hand: `ssh -i <identity> -o "
+           "UserKnownHostsFile=<known_hosts> -p <port> root@<peer>` must reach "
+           "`flocker-zfs peer-serve` (see docs/peers.rst).")
 
     def __init__(self, peer, stderr=b"", argv=()):
         FlockerZFSError.__init__(self, peer, stderr)
@@ -375,8 +377,16 @@ class TransportError(FlockerZFSError):
     def summary(self):
         lines = [line.strip() for line in self.stderr.decode("utf-8", "replace").splitlines()
                  if line.strip() and not line.startswith("@@@")]
-        detail = (" (%s)" % (lines[-1],)) if lines else ""
+        # The line that says why (ssh often ends with a generic one).
+        telling = [line for line in lines if _SSH_TELLING.search(line)]
+        chosen = telling[0] if telling else (lines[-1] if lines else "")
+        detail = (" (%s)" % (chosen,)) if chosen else ""
         return "%s: %s%s" % (self.cause, self.peer, detail)
+
+
+_SSH_TELLING = re.compile(r"host key is known|IDENTIFICATION HAS CHANGED|Connection refused|"
+                          r"No route|Could not resolve|timed out|Permission denied|"
+                          r"Timeout|unreachable|not known", re.IGNORECASE)
 
 
 class PeerUnreachable(TransportError):
@@ -394,11 +404,20 @@ class HostKeyMismatch(TransportError):
            "flocker-zfs never accepts an unknown key by itself.")
 
 
+class UnknownHostKey(HostKeyMismatch):
+    """The peer's host key is not in known_hosts at all (never recorded)."""
+    cause = "the peer's SSH host key is not in known_hosts"
+    fix = ("Record it after checking its fingerprint out of band: `ssh-keyscan -p PORT HOST` "
+           "on a trusted path, compare with `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` "
+           "on the peer, then append the line to the known_hosts file. flocker-zfs never "
+           "accepts an unknown key by itself.")
+
+
 class PeerPermissionDenied(TransportError):
     """The peer refused our key."""
     cause = "the peer refused our SSH key"
     fix = ("Install this node's public key in the peer's authorized_keys with the "
-           "flocker-zfs peer-serve command (see `flocker-zfs init`), and check the "
+           "flocker-zfs peer-serve forced command (see docs/peers.rst), and check the "
            "identity file's permissions (0600).")
 
 
@@ -410,9 +429,9 @@ class TransportTimeout(TransportError):
 
 #: ssh's own messages (exit status 255), checked in order.
 SSH_ERRORS = (
-    (HostKeyMismatch, re.compile(rb"REMOTE HOST IDENTIFICATION HAS CHANGED|"
-                                 rb"Host key verification failed|"
-                                 rb"No (?:RSA|ED25519|ECDSA)?\s*host key is known")),
+    (HostKeyMismatch, re.compile(rb"REMOTE HOST IDENTIFICATION HAS CHANGED")),
+    (UnknownHostKey, re.compile(rb"No [A-Z0-9-]*\s*host key is known for")),
+    (HostKeyMismatch, re.compile(rb"Host key verification failed")),
     (PeerPermissionDenied, re.compile(rb"Permission denied")),
     (TransportTimeout, re.compile(rb"Timeout, server .* not responding|timed out waiting")),
     (PeerUnreachable, re.compile(rb"Connection refused|No route to host|"

@@ -32,7 +32,9 @@ def load_node_uuid(path=DEFAULT_NODE_FILE, create=True):
     except FileNotFoundError:
         if not create:
             raise ConfigError("node identity file %s does not exist" % (path,),
-                              fix="Run `flocker-zfs init` to create it.")
+                              fix="It is created on first use by `flocker-zfs create` or "
+                                  "`flocker-zfs peer-serve`; restore it from backup if this "
+                                  "node owned datasets.")
         return _create(path)
     except OSError as error:
         raise ConfigError("cannot read node identity file %s: %s"

@@ -54,7 +54,7 @@ class CLITests(SynchronousTestCase):
         self.assertIn(DATASET, out)
         _, table, _ = self.cli("status")
         row = [line for line in table.splitlines() if line.startswith(DATASET)][0]
-        self.assertEqual(row.split()[1:5], ["this", "node", "writable", "64.0M"])
+        self.assertEqual(row.split()[1:6], ["this", "node", "1", "writable", "64.0M"])
         _, raw, _ = self.cli("status", "--json")
         [entry] = json.loads(raw)["datasets"]
         self.assertEqual((entry["dataset_id"], entry["owned_here"], entry["maximum_size"]),

@@ -36,11 +36,11 @@ class LoadNodeUUIDTests(SynchronousTestCase):
     def test_missing_no_create(self):
         """
         Without ``create`` a missing file is a ``ConfigError`` pointing at
-        ``flocker-zfs init``.
+        ``flocker-zfs create``.
         """
         with self.assertRaises(ConfigError) as caught:
             load_node_uuid(self.path, create=False)
-        self.assertIn("init", str(caught.exception))
+        self.assertIn("flocker-zfs create", str(caught.exception))
         self.assertFalse(os.path.exists(self.path))
 
     def test_malformed(self):

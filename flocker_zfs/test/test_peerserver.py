@@ -656,13 +656,28 @@ class ServeTests(SynchronousTestCase):
             self.assertEqual(len(err.getvalue().splitlines()), 1)
         self.assertEqual(self.fake.commands, [])
 
-    def test_no_identity(self):
-        """Without a node identity, a request fails clearly and creates none."""
-        self.options.node_file = os.path.join(self.root, "missing.json")
+    def test_identity_created(self):
+        """
+        A node that only ever received has no identity yet: the first
+        request creates it, and later ones keep it.
+        """
+        self.options.node_file = os.path.join(self.root, "new", "node.json")
+        d, out, err = self.serve("flocker-zfs peer hello")
+        self.assertEqual(self.successResultOf(d), 0, err.getvalue())
+        first = decode(out.getvalue())["node_uuid"]
+        d, out, err = self.serve("flocker-zfs peer hello")
+        self.assertEqual(decode(out.getvalue())["node_uuid"], first)
+
+    def test_bad_identity(self):
+        """A corrupt node identity fails the request clearly and is kept."""
+        self.options.node_file = os.path.join(self.root, "bad.json")
+        with open(self.options.node_file, "w") as handle:
+            handle.write("{")
         d, out, err = self.serve("flocker-zfs peer hello")
         self.assertEqual(self.successResultOf(d), 1)
-        self.assertIn("flocker-zfs init", err.getvalue())
-        self.assertFalse(os.path.exists(self.options.node_file))
+        self.assertIn("not JSON", err.getvalue())
+        with open(self.options.node_file) as handle:
+            self.assertEqual(handle.read(), "{")
 
     def test_receive_process(self):
         """
