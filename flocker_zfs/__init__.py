@@ -3,7 +3,8 @@ flocker-zfs: a Twisted peer-to-peer ZFS dataset backend.
 
 :class:`ZFSBackend` manages the datasets of one local pool and
 :class:`Replicator` pushes them to peers and hands them off (through an
-:class:`SSHPeer`); every operation returns a ``Deferred``.  :mod:`flocker_zfs.testing` has a fake ZFS for
+:class:`SSHPeer`); every operation returns a ``Deferred``.
+:mod:`flocker_zfs.testing` has a fake ZFS (and a fake network of nodes) for
 users' own tests, and :mod:`flocker_zfs.errors` the typed errors.
 """
 
@@ -13,7 +14,8 @@ from ._runner import ProcessRunner
 from ._ssh import SSHConfig
 from ._sshpeer import SSHPeer
 from .interfaces import IRunner, IStorageBackend
-from .model import Capabilities, Dataset, HandoffResult, PoolState, PushResult, Snapshot
+from .model import (
+    Capabilities, Dataset, HandoffResult, PoolState, PushResult, Snapshot)
 from .node import load_node_uuid
 
 __all__ = [
