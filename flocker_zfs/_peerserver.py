@@ -78,186 +78,21 @@ import shlex
 from eliot import Message, start_action, write_failure
 from eliot.twisted import DeferredContext
 from pyrsistent import pmap
-from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
-from zope.interface import implementer
+from twisted.internet.defer import Deferred, fail, maybeDeferred
 
 from . import _commands as commands
-from ._actions import COMMAND, PEER_SERVE
+from ._actions import PEER_SERVE
 from ._protocol import (
     ABORT_RECEIVE, ACQUIRE, FULL, HELLO, PROTOCOL_VERSION, RECEIVE, RESUME, STATE,
     ProtocolError, dataset_state, encode_error, encode_ok, parse_request, request)
-from .errors import (
-    RECEIVE_ERRORS, BaseMismatch, CommandFailed, DatasetBusy, DatasetExists,
-    DatasetNotFound, DestinationExists, FlockerZFSError, NotManaged, UnexpectedOutput,
-    ZFSError, error_for)
-from .interfaces import IReceiveStream
+from ._peercopy import (  # noqa: F401 (BytesReceiveStream re-exported)
+    ABSENT, ADOPTABLE, FOREIGN, OURS, BytesReceiveStream, _Copy, _relabelled, receive_argv)
+from .errors import (  # noqa: F401 (the server's refusals, re-exported)
+    RECEIVE_ERRORS, BaseMismatch, DatasetBusy, DatasetExists, DatasetNotFound,
+    DestinationExists, FlockerZFSError, HandoffInProgress, LocallyOwned, NoResumeState,
+    PeerServeFailed, ResumeNotSupported, ResumeStateExists, SnapshotMismatch,
+    StaleGeneration, UnexpectedOutput, ZFSError)
 from .names import dataset_name, snapshot_name
-
-# -- errors ------------------------------------------------------------------
-
-
-class LocallyOwned(FlockerZFSError):
-    """This node's copy is or may be the owner's (writable, or recorded as owned here)."""
-    fix = ("Only the owner pushes and it never pushes to another owner. If both nodes "
-           "think they own the dataset, compare `flocker-zfs status` on both and hand "
-           "it off explicitly.")
-
-
-class HandoffInProgress(FlockerZFSError):
-    """This node is handing the dataset off (``flocker:handoff`` is set here)."""
-    fix = "Let the handoff finish (or recover it) on this node, then retry."
-
-
-class StaleGeneration(FlockerZFSError):
-    """The request's ownership generation is older than what this node knows."""
-    fix = ("Another handoff won. Check `flocker-zfs status` on both nodes; the node "
-           "with the highest generation is the owner.")
-
-
-class SnapshotMismatch(FlockerZFSError):
-    """This node's newest snapshot is not the one the request names."""
-    fix = "Push the dataset again so this node holds the snapshot, then retry."
-
-
-class ResumeStateExists(FlockerZFSError):
-    """An interrupted resumable receive left partial state that blocks this request."""
-    fix = ("Resume it (receive with BASE=resume from the resume token) or discard it "
-           "with `abort-receive`, then retry.")
-
-
-class NoResumeState(FlockerZFSError):
-    """There is no interrupted receive to resume or abort."""
-    fix = "Ask `state` again: send an incremental or full stream instead."
-
-
-class ResumeNotSupported(FlockerZFSError):
-    """This node's ZFS (zfs-fuse) has no resumable receives."""
-    fix = "Re-send the stream from the last common snapshot instead."
-
-
-class PeerServeFailed(FlockerZFSError):
-    """peer-serve failed unexpectedly (a bug); the traceback is in the server's log."""
-    fix = "See the peer's flocker-zfs log (eliot) for the traceback, and report it."
-
-
-# -- streams -----------------------------------------------------------------
-
-
-@implementer(IReceiveStream)
-class BytesReceiveStream(object):
-    """
-    The stream of a ``receive`` request as bytes, received by a
-    :class:`~flocker_zfs.testing.FakeZFS`: the fake network's counterpart
-    of the ssh session's stdin.  Usable once, like stdin.
-
-    :param fake: the receiving node's ``FakeZFS``.
-    :param bytes data: the ``zfs send`` stream.
-    """
-
-    def __init__(self, fake, data):
-        self._fake = fake
-        self._data = data
-        self._used = False
-
-    def receive(self, argv, errors=()):
-        argv = [str(arg) for arg in argv]
-        with start_action(action_type=COMMAND, argv=argv).context() as action:
-            if self._used:
-                d = fail(CommandFailed(argv=argv, status=1,
-                                       stderr=b"the stream was already consumed\n"))
-            else:
-                self._used = True
-                status, stdout, stderr = self._fake.receive_stream(argv, self._data)
-                if status == 0:
-                    action.add_success_fields(status=0, stdout_bytes=len(stdout),
-                                              stdin_bytes=len(self._data))
-                    d = succeed(stdout)
-                else:
-                    d = fail(error_for(tuple(argv), status, stderr, errors))
-            return DeferredContext(d).addActionFinish()
-
-
-def receive_argv(name, resumable, labels=()):
-    """
-    ``zfs receive -u [-s] [-o KEY=VALUE ...] NAME``.
-
-    :param bool resumable: ``-s``: keep partial state on interruption so the
-        transfer can resume (OpenZFS).
-    :param labels: ``(key, value)`` pairs set atomically with the new
-        dataset (``-o``, OpenZFS only).
-    """
-    argv = ["zfs", "receive",
-            "-u"]  # never mount on arrival: the copy is labelled, then mounted
-    if resumable:
-        argv.append("-s")
-    for key, value in labels:
-        argv += ["-o", "%s=%s" % (key, value)]
-    return argv + [name]
-
-
-# -- what this node has --------------------------------------------------------
-
-ABSENT = "absent"
-OURS = "ours"
-ADOPTABLE = "adoptable"
-FOREIGN = "foreign"
-
-
-class _Copy(object):
-    """
-    This node's copy of one dataset, from one listing.
-
-    :ivar str kind: :data:`ABSENT`, :data:`OURS`, :data:`ADOPTABLE` (see
-        the module docstring) or :data:`FOREIGN`.
-    :ivar dataset: its :class:`~flocker_zfs.model.Dataset` (read as if it
-        carried our labels when it does not), or ``None``.
-    :ivar props: ``{property: (value, source)}`` of the filesystem.
-    :ivar bool clean: no labels but possibly those of an interrupted labelling.
-    """
-
-    def __init__(self, name, kind, dataset=None, props=pmap(), clean=False):
-        self.name = name
-        self.kind = kind
-        self.dataset = dataset
-        self.props = props
-        self.clean = clean
-
-    def local(self, key):
-        value, source = self.props.get(key, ("-", "-"))
-        return value if source == "local" else None
-
-    def partial(self):
-        """``True`` for the partial state an interrupted full ``receive -s`` leaves."""
-        return (self.dataset is not None and self.dataset.resume_token is not None
-                and not self.dataset.snapshots)
-
-    def refusal(self):
-        """:return: the :class:`NotManaged` error for a copy that is not ours."""
-        text = "dataset %s exists but is not managed by flocker-zfs" % (self.name,)
-        if self.clean and self.partial():
-            text += ("; it holds partial state of an interrupted receive without flocker "
-                     "labels: if it is flocker's, discard it with `zfs receive -A %s`"
-                     % (self.name,))
-        elif self.kind == ADOPTABLE:
-            only = self.dataset.snapshots[0]
-            text += ("; it looks like an interrupted flocker receive of snapshot %s (guid "
-                     "%d), and is adopted only by a receive of that snapshot"
-                     % (only.name, only.guid))
-        return NotManaged(text)
-
-
-def _relabelled(rows, name, dataset_id):
-    """
-    :return: a listing (``bytes``) of ``rows`` in which ``name`` carries our
-        labels, so :func:`~flocker_zfs._commands.pool_state` reads it.
-    """
-    rows = dict(rows)
-    props = rows[name] = dict(rows[name])
-    props[commands.MANAGED] = ("yes", "local")
-    props[commands.DATASET_ID] = (dataset_id, "local")
-    lines = ["%s\t%s\t%s\t%s\n" % (row, key, value, source)
-             for row, props in rows.items() for key, (value, source) in props.items()]
-    return "".join(lines).encode("utf-8", "surrogateescape")
 
 
 def _parsed(verb, *args):

@@ -353,6 +353,55 @@ class HandoffInDoubt(FlockerZFSError):
            "whether it became the owner.")
 
 
+# -- the peer server's refusals -------------------------------------------------
+
+class LocallyOwned(FlockerZFSError):
+    """This node's copy is or may be the owner's (writable, or recorded as owned here)."""
+    fix = ("Only the owner pushes and it never pushes to another owner. If both nodes "
+           "think they own the dataset, compare `flocker-zfs status` on both and hand "
+           "it off explicitly.")
+
+
+class HandoffInProgress(FlockerZFSError):
+    """This node is handing the dataset off (``flocker:handoff`` is set here)."""
+    fix = "Let the handoff finish (or recover it) on this node, then retry."
+
+
+class StaleGeneration(FlockerZFSError):
+    """The request's ownership generation is older than what this node knows."""
+    fix = ("Another handoff won. Check `flocker-zfs status` on both nodes; the node "
+           "with the highest generation is the owner.")
+
+
+class SnapshotMismatch(FlockerZFSError):
+    """This node's newest snapshot is not the one the request names."""
+    fix = "Push the dataset again so this node holds the snapshot, then retry."
+
+
+class ResumeStateExists(FlockerZFSError):
+    """An interrupted resumable receive left partial state that blocks this request."""
+    fix = ("Resume it (receive with BASE=resume from the resume token) or discard it "
+           "with `abort-receive`, then retry.")
+
+
+class NoResumeState(FlockerZFSError):
+    """There is no interrupted receive to resume or abort."""
+    fix = "Ask `state` again: send an incremental or full stream instead."
+
+
+class ResumeNotSupported(FlockerZFSError):
+    """This node's ZFS (zfs-fuse) has no resumable receives."""
+    fix = "Re-send the stream from the last common snapshot instead."
+
+
+class PeerServeFailed(FlockerZFSError):
+    """peer-serve failed unexpectedly (a bug); the traceback is in the server's log."""
+    fix = "See the peer's flocker-zfs log (eliot) for the traceback, and report it."
+
+
+# -- streams -----------------------------------------------------------------
+
+
 # -- peers and transport -----------------------------------------------------
 
 class TransportError(FlockerZFSError):
