@@ -529,6 +529,18 @@ def is_resume_token(value):
     return isinstance(value, str) and len(value) < 16384 and _TOKEN.match(value) is not None
 
 
+#: Name prefixes of the snapshots replication takes; only these are ever
+#: pruned (a user's ``flocker-<time>-<random>`` snapshot is kept).
+REPLICATION_PREFIXES = ("flocker-push-", "flocker-pre-", "flocker-handoff-")
+
+
+def is_replication_snapshot(name):
+    """
+    :return: ``True`` for a snapshot replication took (and may prune).
+    """
+    return name.startswith(REPLICATION_PREFIXES)
+
+
 def hold_tag(peer_uuid):
     """
     :return: the hold tag protecting ``peer_uuid``'s incremental base (never

@@ -14,7 +14,7 @@ locally) except as described under "adoption" below.
 ``receive`` keeps the copy a read-only replica: ``readonly=on`` set locally,
 mounted at ``<mount_root>/<id>``, labelled with the sender's owner and
 generation (never a lower generation than the copy knows: a stale owner's
-push is refused), older ``flocker-`` snapshots pruned.  It refuses a copy
+push is refused), older replication snapshots pruned.  It refuses a copy
 that is writable or recorded as owned by this node, one with a handoff
 marker, a base that is not the copy's newest snapshot, and partial resume
 state unless the request resumes it.  A snapshot already there (a retry after
@@ -525,7 +525,7 @@ class PeerServer(object):
         """
         After a receive (or for a snapshot already here): check the newest
         snapshot is ``guid``, then make the copy a labelled, read-only,
-        mounted replica and prune its older ``flocker-`` snapshots.  The
+        mounted replica and prune its older replication snapshots.  The
         caller has just checked, holding the lock, that the copy is ours or
         adoptable (or the name was free), so a copy without our labels (a
         resumed or incremental receive into an adoptable one) is labelled.
@@ -586,7 +586,8 @@ class PeerServer(object):
     async def _prune(self, copy):
         """
         Destroy this replica's snapshots older than the newest whose names
-        start with ``flocker-`` (ours), by exact name; others are kept.
+        are replication's own (``flocker-push-``, ``-pre-``, ``-handoff-``), by
+        exact name; others are kept.
 
         :return: the names destroyed.
         """
@@ -594,7 +595,8 @@ class PeerServer(object):
         dataset_id = copy.dataset.dataset_id
         pruned = []
         for snap in copy.dataset.snapshots[:-1]:
-            if not snap.name.startswith("flocker-"):
+            # Only replication's own: a former owner keeps its user snapshots.
+            if not commands.is_replication_snapshot(snap.name):
                 continue
             try:
                 await self._runner.run(commands.destroy(

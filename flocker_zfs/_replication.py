@@ -375,14 +375,15 @@ class Replicator(object):
     async def _prune(self, dataset_id):
         """
         Destroy our replication snapshots that no peer needs: keep the newest
-        and every recorded peer base; never a snapshot we did not take.
+        and every recorded peer base; never any other snapshot (a user's,
+        ours or not).
         """
         local = await self._backend._get(dataset_id)
         keep = set(local.peer_bases.values())
         if local.snapshots:
             keep.add(local.snapshots[-1].guid)
         doomed = [s for s in local.snapshots
-                  if s.guid not in keep and s.name.startswith("flocker-")]
+                  if s.guid not in keep and commands.is_replication_snapshot(s.name)]
         if not doomed:
             return
         with start_action(action_type=PRUNE, dataset_id=dataset_id,

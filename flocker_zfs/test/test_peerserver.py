@@ -183,19 +183,19 @@ class ReplicaMixin(object):
         response = self.ok(self.push(manual, generation=3))
         self.assertEqual((response["snapshot"]["guid"], response["received"]),
                          (str(manual.guid), True))
-        one = self.snap("flocker-1")
+        one = self.snap("flocker-push-1")
         self.ok(self.push(one, manual, generation=3))
-        two = self.snap("flocker-2")
+        two = self.snap("flocker-push-2")
         response = self.ok(self.push(two, one, generation=3))
-        self.assertEqual((response["pruned"], response["mounted"]), (["flocker-1"], True))
+        self.assertEqual((response["pruned"], response["mounted"]), (["flocker-push-1"], True))
         replica = self.replica()
         self.assertEqual(
             ([s.name for s in replica.snapshots], replica.owner, replica.generation,
              replica.writable, replica.mounted, replica.mountpoint),
-            (["manual", "flocker-2"], self.sender_uuid, 3, False, True,
+            (["manual", "flocker-push-2"], self.sender_uuid, 3, False, True,
              self.backend.path(self.dataset_id).path))
         self.assertEqual(sorted(os.listdir(replica.mountpoint)),
-                         ["flocker-1", "flocker-2", "manual"])
+                         ["flocker-push-1", "flocker-push-2", "manual"])
         self.assertEqual((self.local("readonly"), self.local("flocker:managed")),
                          ("on", "yes"))
         state = self.ok(self.ask(STATE, self.dataset_id))
@@ -204,49 +204,50 @@ class ReplicaMixin(object):
 
     def test_already_received(self):
         """A repeated receive of the snapshot already there succeeds without receiving."""
-        one = self.snap("flocker-1")
+        one = self.snap("flocker-push-1")
         self.ok(self.push(one))
-        two = self.snap("flocker-2")
+        two = self.snap("flocker-push-2")
         self.ok(self.push(two, one))
         receives = len(self.fake.commands)
         response = self.ok(self.push(two, one))
         self.assertEqual((response["received"], response["snapshot"]["name"]),
-                         (False, "flocker-2"))
+                         (False, "flocker-push-2"))
         self.assertNotIn("receive", [a[1] for a in self.fake.commands[receives:]])
 
     def test_held_snapshot_kept(self):
         """A held snapshot is not pruned, and the receive still succeeds."""
-        one = self.snap("flocker-1")
+        one = self.snap("flocker-push-1")
         self.ok(self.push(one))
-        self.zfs("hold", "keep", self.name + "@flocker-1")
-        two = self.snap("flocker-2")
+        self.zfs("hold", "keep", self.name + "@flocker-push-1")
+        two = self.snap("flocker-push-2")
         self.assertEqual(self.ok(self.push(two, one))["pruned"], [])
-        self.assertEqual([s.name for s in self.replica().snapshots], ["flocker-1", "flocker-2"])
+        self.assertEqual([s.name for s in self.replica().snapshots],
+                         ["flocker-push-1", "flocker-push-2"])
 
     def test_refuse_foreign(self):
         """A receive into a dataset that is not ours changes nothing."""
         self.zfs("create", self.name)
-        self.refused("NotManaged", "push", self.snap("flocker-1"))
+        self.refused("NotManaged", "push", self.snap("flocker-push-1"))
 
     def test_refuse_full_over_existing(self):
         """A full stream for a replica this node has is ``DestinationExists``."""
-        one = self.snap("flocker-1")
+        one = self.snap("flocker-push-1")
         self.ok(self.push(one))
-        response = self.refused("DestinationExists", "push", self.snap("flocker-2"))
-        self.assertIn("flocker-1", response["message"])
+        response = self.refused("DestinationExists", "push", self.snap("flocker-push-2"))
+        self.assertIn("flocker-push-1", response["message"])
 
     def test_refuse_locally_owned(self):
         """A dataset writable and owned here is never received into."""
         self.successResultOf(self.backend.create(self.dataset_id))
-        response = self.refused("LocallyOwned", "push", self.snap("flocker-1"))
+        response = self.refused("LocallyOwned", "push", self.snap("flocker-push-1"))
         self.assertIn("refusing to receive into a dataset this node owns",
                       response["message"])
 
     def test_refuse_base_mismatch(self):
         """An incremental whose base is not the newest snapshot names both guids."""
-        one = self.snap("flocker-1")
+        one = self.snap("flocker-push-1")
         self.ok(self.push(one))
-        two, three = self.snap("flocker-2"), self.snap("flocker-3")
+        two, three = self.snap("flocker-push-2"), self.snap("flocker-push-3")
         message = self.refused("BaseMismatch", "push", three, two)["message"]
         self.assertIn(str(one.guid), message)
         self.assertIn(str(two.guid), message)
@@ -258,35 +259,35 @@ class ReplicaMixin(object):
         """
         other = str(uuid.uuid4())
         self.successResultOf(self.sender.create(other))
-        one = self.snap("flocker-1", dataset_id=other)
+        one = self.snap("flocker-push-1", dataset_id=other)
         self.ask(RECEIVE, other, FULL, one.name, one.guid, self.sender_uuid, 1,
                  stream=BytesReceiveStream(self.fake, self.stream(one, dataset_id=other)))
-        two = self.snap("flocker-2", dataset_id=other)
+        two = self.snap("flocker-push-2", dataset_id=other)
         self.refused("DatasetNotFound", "push", two, one,
                      data=self.stream(two, one, dataset_id=other))
 
     def test_refuse_modified(self):
         """A replica written to since its newest snapshot is ``DestinationModified``."""
-        one = self.snap("flocker-1")
+        one = self.snap("flocker-push-1")
         self.ok(self.push(one))
         path = self.replica().mountpoint
         os.chmod(path, 0o755)
         with open(os.path.join(path, "local"), "wb") as f:
             f.write(b"written on the replica")
-        self.refused("DestinationModified", "push", self.snap("flocker-2"), one, zfs=True)
+        self.refused("DestinationModified", "push", self.snap("flocker-push-2"), one, zfs=True)
 
     def test_refuse_handoff_marker(self):
         """A dataset with a local handoff marker is not received into."""
-        one = self.snap("flocker-1")
+        one = self.snap("flocker-push-1")
         self.ok(self.push(one))
         self.zfs("set", "flocker:handoff=%s:2" % (uuid.uuid4(),), self.name)
-        self.refused("HandoffInProgress", "push", self.snap("flocker-2"), one)
+        self.refused("HandoffInProgress", "push", self.snap("flocker-push-2"), one)
 
     def test_refuse_stale_generation(self):
         """A lower generation, or another owner at the same one, is refused."""
-        one = self.snap("flocker-1")
+        one = self.snap("flocker-push-1")
         self.ok(self.push(one, generation=3))
-        two = self.snap("flocker-2")
+        two = self.snap("flocker-push-2")
         self.refused("StaleGeneration", "push", two, one, generation=2)
         self.refused("StaleGeneration", "push", two, one, generation=3,
                      owner=str(uuid.uuid4()))
@@ -294,16 +295,16 @@ class ReplicaMixin(object):
 
     def test_refuse_owner_self(self):
         """A receive can never record the server itself as the owner."""
-        self.refused("ProtocolError", "push", self.snap("flocker-1"), owner=self.node_uuid)
+        self.refused("ProtocolError", "push", self.snap("flocker-push-1"), owner=self.node_uuid)
 
     def test_wrong_guid_claimed(self):
         """
         A stream whose snapshot is not the claimed guid is reported; the data
         stays, the claimed generation is not recorded.
         """
-        one = self.snap("flocker-1")
+        one = self.snap("flocker-push-1")
         self.ok(self.push(one))
-        two = self.snap("flocker-2")
+        two = self.snap("flocker-push-2")
         status, response = self.push(two, one, guid=12345, generation=7)
         self.assertEqual((status, response["error"]), (1, "SnapshotMismatch"))
         self.assertIn(str(two.guid), response["message"])
@@ -314,7 +315,7 @@ class ReplicaMixin(object):
         A copy left unlabelled by a crash after its receive is reported as
         adoptable, and adopted by a repeat of the same full receive.
         """
-        one = self.snap("flocker-1")
+        one = self.snap("flocker-push-1")
         self.crash_after_receive(one)
         state = self.ok(self.ask(STATE, self.dataset_id))
         self.assertEqual((state["exists"], state["adoptable"], state["snapshots"][0]["guid"]),
@@ -329,22 +330,22 @@ class ReplicaMixin(object):
 
     def test_adopt_by_incremental(self):
         """An interrupted copy is adopted by an incremental from its snapshot."""
-        one = self.snap("flocker-1")
+        one = self.snap("flocker-push-1")
         self.crash_after_receive(one)
-        two = self.snap("flocker-2")
+        two = self.snap("flocker-push-2")
         self.assertTrue(self.ok(self.push(two, one))["received"])
-        self.assertEqual([s.name for s in self.replica().snapshots], ["flocker-2"])
+        self.assertEqual([s.name for s in self.replica().snapshots], ["flocker-push-2"])
 
     def test_no_adoption_of_another_snapshot(self):
         """An unlabelled copy is not adopted by a stream of another snapshot."""
-        self.crash_after_receive(self.snap("flocker-1"))
-        self.refused("NotManaged", "push", self.snap("flocker-2"))
+        self.crash_after_receive(self.snap("flocker-push-1"))
+        self.refused("NotManaged", "push", self.snap("flocker-push-2"))
         self.zfs("create", self.name + "/child")
-        self.refused("NotManaged", "push", self.snap("flocker-3"))
+        self.refused("NotManaged", "push", self.snap("flocker-push-3"))
 
     def test_acquire(self):
         """``acquire`` makes the replica the writable owner: owner, generation, readonly."""
-        one = self.snap("flocker-1")
+        one = self.snap("flocker-push-1")
         self.ok(self.push(one))
         start = len(self.fake.commands)
         response = self.ok(self.ask(ACQUIRE, self.dataset_id, 2, one.guid, self.sender_uuid))
@@ -364,7 +365,7 @@ class ReplicaMixin(object):
     def test_acquire_refusals(self):
         """Stale generations, other snapshots, markers and foreign datasets change nothing."""
         self.refused("DatasetNotFound", ACQUIRE, self.dataset_id, 2, 1, self.sender_uuid)
-        one = self.snap("flocker-1")
+        one = self.snap("flocker-push-1")
         self.ok(self.push(one, generation=2))
         self.refused("StaleGeneration", ACQUIRE, self.dataset_id, 2, one.guid, self.sender_uuid)
         self.refused("SnapshotMismatch", ACQUIRE, self.dataset_id, 3, one.guid + 1,
@@ -377,7 +378,7 @@ class ReplicaMixin(object):
     def test_acquire_writable_elsewhere(self):
         """A copy writable here at another generation is not acquired again."""
         self.successResultOf(self.backend.create(self.dataset_id))
-        snap = self.successResultOf(self.backend.snapshot(self.dataset_id, "flocker-1"))
+        snap = self.successResultOf(self.backend.snapshot(self.dataset_id, "flocker-push-1"))
         self.refused("LocallyOwned", ACQUIRE, self.dataset_id, 2, snap.guid, self.sender_uuid)
         self.zfs("create", "flocker/" + self.sender_uuid)
         self.refused("NotManaged", ACQUIRE, self.sender_uuid, 2, snap.guid, self.dataset_id)
@@ -387,7 +388,7 @@ class ReplicaMixin(object):
         An acquire that stopped after the owner (or after the generation) was
         recorded stays read-only, and the same acquire completes it.
         """
-        one = self.snap("flocker-1")
+        one = self.snap("flocker-push-1")
         self.ok(self.push(one))
         for step in ("flocker:generation=2", "readonly=off"):
             self.fake.fail_next(lambda argv, step=step: argv[1:3] == ("set", step),
@@ -410,7 +411,7 @@ class FuseReplicaTests(ReplicaMixin, PeerCase):
         """zfs-fuse labels a new replica after receiving: readonly first, managed last."""
         self.successResultOf(self.backend.start())
         start = len(self.fake.commands)
-        self.ok(self.push(self.snap("flocker-1")))
+        self.ok(self.push(self.snap("flocker-push-1")))
         sets = [a[2].split("=")[0] for a in self.fake.commands[start:] if a[1] == "set"]
         self.assertEqual(sets, ["readonly", "mountpoint", "flocker:owner", "flocker:generation",
                                 "flocker:dataset_id", "flocker:managed"])
@@ -419,16 +420,16 @@ class FuseReplicaTests(ReplicaMixin, PeerCase):
 
     def test_truncated(self):
         """A truncated stream is ``StreamIncomplete``; the replica is unchanged."""
-        one = self.snap("flocker-1")
+        one = self.snap("flocker-push-1")
         self.ok(self.push(one))
-        two = self.snap("flocker-2")
+        two = self.snap("flocker-push-2")
         self.refused("StreamIncomplete", "push", two, one, data=self.stream(two, one)[:-20],
                      zfs=True)
 
     def test_no_resume(self):
         """zfs-fuse refuses resume and abort-receive without running anything."""
         self.refused("ResumeNotSupported", ABORT_RECEIVE, self.dataset_id)
-        self.refused("ResumeNotSupported", "push", self.snap("flocker-1"), base_arg=RESUME)
+        self.refused("ResumeNotSupported", "push", self.snap("flocker-push-1"), base_arg=RESUME)
 
 
 class OpenZFSReplicaTests(ReplicaMixin, PeerCase):
@@ -440,7 +441,7 @@ class OpenZFSReplicaTests(ReplicaMixin, PeerCase):
         """OpenZFS labels a new replica atomically with ``receive -o``."""
         self.successResultOf(self.backend.start())
         start = len(self.fake.commands)
-        self.ok(self.push(self.snap("flocker-1"), generation=4))
+        self.ok(self.push(self.snap("flocker-push-1"), generation=4))
         receive = [a for a in self.fake.commands[start:] if a[1] == "receive"][0]
         self.assertEqual(receive[:5], ("zfs", "receive", "-u", "-s", "-o"))
         self.assertIn("flocker:managed=yes", receive)
@@ -452,7 +453,7 @@ class OpenZFSReplicaTests(ReplicaMixin, PeerCase):
         An interrupted full receive is reported by its token (labelled as
         ours) and completed by a resumed stream.
         """
-        one = self.snap("flocker-1", b"x" * 5000)
+        one = self.snap("flocker-push-1", b"x" * 5000)
         status, response = self.push(one, data=self.stream(one)[:-100])
         self.assertEqual((status, response["error"]), (1, "StreamIncomplete"))
         self.assertEqual(self.local("flocker:managed"), "yes")
@@ -471,7 +472,7 @@ class OpenZFSReplicaTests(ReplicaMixin, PeerCase):
         is still resumed, and the replica comes out read-only.
         """
         self.zfs("create", "flocker/other")
-        one = self.snap("flocker-1", b"x" * 5000)
+        one = self.snap("flocker-push-1", b"x" * 5000)
         self.push(one, data=self.stream(one)[:-100])
         token = self.ok(self.ask(STATE, self.dataset_id))["resume_token"]
         rest = self.sender_fake.send_stream(["zfs", "send", "-t", token])
@@ -480,36 +481,36 @@ class OpenZFSReplicaTests(ReplicaMixin, PeerCase):
 
     def test_resume_incremental(self):
         """An interrupted incremental keeps the replica and resumes from its token."""
-        one = self.snap("flocker-1")
+        one = self.snap("flocker-push-1")
         self.ok(self.push(one))
-        two = self.snap("flocker-2", b"y" * 5000)
+        two = self.snap("flocker-push-2", b"y" * 5000)
         self.assertEqual(self.push(two, one, data=self.stream(two, one)[:-100])[0], 1)
         state = self.ok(self.ask(STATE, self.dataset_id))
-        self.assertEqual([s["name"] for s in state["snapshots"]], ["flocker-1"])
+        self.assertEqual([s["name"] for s in state["snapshots"]], ["flocker-push-1"])
         self.refused("ResumeStateExists", ACQUIRE, self.dataset_id, 2, one.guid,
                      self.sender_uuid)
         rest = self.sender_fake.send_stream(["zfs", "send", "-t", state["resume_token"]])
         self.assertEqual(self.ok(self.push(two, data=rest, base_arg=RESUME))["pruned"],
-                         ["flocker-1"])
+                         ["flocker-push-1"])
 
     def test_abort_receive(self):
         """``abort-receive`` discards partial state only, and only when there is some."""
         self.refused("NoResumeState", ABORT_RECEIVE, self.dataset_id)
-        one = self.snap("flocker-1", b"x" * 5000)
+        one = self.snap("flocker-push-1", b"x" * 5000)
         self.push(one, data=self.stream(one)[:-100])
         self.ok(self.ask(ABORT_RECEIVE, self.dataset_id))
         self.assertNotIn(self.name, self.fake.snapshot_state().datasets)
         self.ok(self.push(one))
-        two = self.snap("flocker-2", b"y" * 5000)
+        two = self.snap("flocker-push-2", b"y" * 5000)
         self.push(two, one, data=self.stream(two, one)[:-100])
         self.ok(self.ask(ABORT_RECEIVE, self.dataset_id))
         self.assertEqual(self.replica().resume_token, None)
-        self.assertEqual([s.name for s in self.replica().snapshots], ["flocker-1"])
+        self.assertEqual([s.name for s in self.replica().snapshots], ["flocker-push-1"])
 
     def test_unlabelled_partial_refused(self):
         """Partial state without our labels is not ours: reported, never touched."""
         self.successResultOf(self.backend.start())
-        one = self.snap("flocker-1", b"x" * 5000)
+        one = self.snap("flocker-push-1", b"x" * 5000)
         self.fake.receive_stream(["zfs", "receive", "-s", self.name], self.stream(one)[:-100])
         message = self.refused("NotManaged", STATE, self.dataset_id)["message"]
         self.assertIn("zfs receive -A", message)
@@ -561,7 +562,7 @@ class HandleTests(PeerCase):
     @settings(max_examples=300, deadline=None)
     @given(st.sampled_from([HELLO, STATE, RECEIVE, ACQUIRE, ABORT_RECEIVE, "list", "zfs"]),
            st.lists(st.one_of(st.text(max_size=40), st.sampled_from(
-               [_ID, FULL, RESUME, "1", "-F", "../x", "flocker-1", "0"])), max_size=7))
+               [_ID, FULL, RESUME, "1", "-F", "../x", "flocker-push-1", "0"])), max_size=7))
     def test_fuzz_requests(self, verb, args):
         """Near-valid requests are either rejected untouched or answered with one JSON line."""
         text = shlex.join(["flocker-zfs", "peer", verb] + args)
@@ -687,11 +688,11 @@ class ServeTests(SynchronousTestCase):
         sender = FakeZFS(FUSE, seed=1)
         sender.add_pool("src")
         sender.execute(["zfs", "create", "src/a"])
-        sender.execute(["zfs", "snapshot", "src/a@flocker-1"])
-        data = sender.send_stream(["zfs", "send", "src/a@flocker-1"])
+        sender.execute(["zfs", "snapshot", "src/a@flocker-push-1"])
+        data = sender.send_stream(["zfs", "send", "src/a@flocker-push-1"])
         guid = int(sender.execute(["zfs", "get", "-H", "-p", "-o", "value", "guid",
-                                   "src/a@flocker-1"])[1])
-        d, out, err = self.serve(shlex.join(request(RECEIVE, _ID, FULL, "flocker-1", guid,
+                                   "src/a@flocker-push-1"])[1])
+        d, out, err = self.serve(shlex.join(request(RECEIVE, _ID, FULL, "flocker-push-1", guid,
                                                     str(uuid.uuid4()), 1)))
         self.assertNoResult(d)
         protocol, executable, argv, env, child_fds, transport = self.reactor.spawned[-1]

@@ -697,3 +697,35 @@ class MaximumSizeTests(ReplicationCase):
         self.successResultOf(self.a.backend.resize(self.dataset_id, None))
         self.push(self.a, self.b)
         self.assertIsNone(self.dataset(self.b).maximum_size)
+
+
+class UserSnapshotTests(ReplicationCase):
+    """
+    Retention prunes only the snapshots replication took.
+    """
+
+    def test_generated_user_snapshot_kept(self):
+        """
+        A snapshot the user took without naming it (``flocker-<time>-...``)
+        survives any number of pushes.
+        """
+        mine = self.successResultOf(self.a.backend.snapshot(self.dataset_id))
+        for _ in range(3):
+            self.push(self.a, self.b)
+        self.assertIn(mine.name, [s.name for s in self.dataset(self.a).snapshots])
+
+    def test_former_owner_keeps_user_snapshots(self):
+        """
+        After a handoff, pushes from the new owner never prune the snapshots
+        the user took on the former owner.
+        """
+        mine = self.successResultOf(self.a.backend.snapshot(self.dataset_id))
+        named = self.successResultOf(self.a.backend.snapshot(self.dataset_id, "named"))
+        self.successResultOf(self.a.replicator.handoff(self.dataset_id,
+                                                       self.a.peer("b.example")))
+        for _ in range(2):
+            self.write(self.b, "f", os.urandom(100))
+            self.push(self.b, self.a)
+        names = [s.name for s in self.dataset(self.a).snapshots]
+        self.assertIn(mine.name, names)
+        self.assertIn(named.name, names)
