@@ -228,6 +228,35 @@ class RealReplicationTests(_RealCase):
         self.assertEqual(_digest(self.b.path(self.dataset_id, "data")),
                          _digest(self.a.path(self.dataset_id, "data")))
 
+    async def test_cut_stream_resumes_or_restarts(self):
+        """
+        A stream cut part-way into the peer's ``zfs receive``: on OpenZFS the
+        next push resumes from the receive's token (no new snapshot, no full
+        resend); on zfs-fuse it starts again. Either way the data arrives
+        intact and exactly one copy is writable.
+        """
+        await self.create(size=24 * 1024 * 1024)
+        truncating = self.b.sshd.write_script(
+            "truncating", "#!/bin/sh\ncase \"$SSH_ORIGINAL_COMMAND\" in\n"
+            "  *' receive '*) head -c 8000000 | %s;;\n"
+            "  *) %s;;\nesac\n" % (self.b.serve_command(), self.b.serve_command()))
+        self.b.serve(truncating)
+        with self.assertRaises(TransferFailed):
+            await self.a.replicator.push(self.dataset_id, self.a.peer(self.b))
+        snapshots = [s.name for s in (await self.a.backend.get(self.dataset_id)).snapshots]
+        self.b.serve()
+        result = await self.a.replicator.push(self.dataset_id, self.a.peer(self.b))
+        capabilities = await self.a.backend.start()
+        self.assertEqual(result.resumed, capabilities.resume_tokens)
+        if capabilities.resume_tokens:
+            self.assertEqual(
+                [s.name for s in (await self.a.backend.get(self.dataset_id)).snapshots],
+                snapshots)
+            self.assertTrue(result.bytes < 24 * 1024 * 1024, result.bytes)
+        self.assertEqual(_digest(self.b.path(self.dataset_id, "data")),
+                         _digest(self.a.path(self.dataset_id, "data")))
+        self.assertEqual(await self.writable(), ["a"])
+
     async def test_final_stream_killed_then_retry(self):
         """
         A handoff whose final stream dies leaves no node writable (the
