@@ -576,6 +576,12 @@ class Replicator(object):
             # Crashed after recording the new owner: finish H6.
             await self._inherit(dataset_id, commands.HANDOFF)
             return "replica"
+        if abort and not marker[2]:
+            # No acquire was ever sent, so the peer cannot own it: taking it
+            # back needs no answer from the peer (which may be unreachable).
+            await self._set(dataset_id, "readonly", "off")
+            await self._inherit(dataset_id, commands.HANDOFF)
+            return "owner"
         peer_uuid = await self._peer_uuid(peer)
         if marker[0] != peer_uuid:
             raise HandoffInDoubt("dataset %s is being handed off to %s, not to %s"
@@ -587,15 +593,10 @@ class Replicator(object):
                                          newest[-1][1] if newest else 0)
             return "replica"
         if abort:
-            # The peer answered that it is not the owner.  Taking the dataset
-            # back is safe only if no acquire was ever sent: one still in
-            # flight could land afterwards.
-            if marker[2]:
-                raise HandoffInDoubt(
-                    "an acquire of %s may still reach %s; not taking it back"
-                    % (dataset_id, peer.address))
-            await self._set(dataset_id, "readonly", "off")
-            await self._inherit(dataset_id, commands.HANDOFF)
-            return "owner"
+            # An acquire was sent and its outcome is unknown: one still in
+            # flight could land after a take-back, so finish instead.
+            raise HandoffInDoubt(
+                "an acquire of %s may still reach %s; not taking it back (recover "
+                "without --abort finishes the handoff)" % (dataset_id, peer.address))
         await self._handoff(dataset_id, peer, None)
         return "replica"

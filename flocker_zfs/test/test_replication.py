@@ -729,3 +729,43 @@ class UserSnapshotTests(ReplicationCase):
         names = [s.name for s in self.dataset(self.a).snapshots]
         self.assertIn(mine.name, names)
         self.assertIn(named.name, names)
+
+
+class UnreachableDuringHandoffTests(ReplicationCase):
+    """
+    The peer becomes unreachable in the middle of a handoff (scenario 49).
+    """
+
+    def cut_at(self, step):
+        def faults(name):
+            if name == step:
+                self.network.partition("b.example")
+        replicator = Replicator(self.a.backend, self.network.clock, faults=faults)
+        return replicator.handoff(self.dataset_id, self.a.peer("b.example"))
+
+    def test_before_acquire_abort_without_peer(self):
+        """
+        Unreachable after this node went read-only but before any acquire:
+        no node is writable, and taking it back needs no answer from the
+        peer, which cannot have become the owner.
+        """
+        self.failureResultOf(self.cut_at("readonly"))
+        self.assertEqual(self.writable(), [])
+        outcome = self.successResultOf(self.a.replicator.recover(
+            self.dataset_id, self.a.peer("b.example"), abort=True))
+        self.assertEqual((outcome, self.writable()), ("owner", ["a.example"]))
+
+    def test_after_acquire_sent_stays_read_only(self):
+        """
+        Unreachable once an acquire may have been sent: in doubt; no abort
+        (an acquire may still land), the node stays read-only, and once the
+        peer is back recovery finishes the handoff.
+        """
+        self.failureResultOf(self.cut_at("acquire-marked"), HandoffInDoubt)
+        self.failureResultOf(self.a.replicator.recover(
+            self.dataset_id, self.a.peer("b.example"), abort=True))
+        self.assertEqual(self.writable(), [])
+        self.network.heal("b.example")
+        outcome = self.successResultOf(self.a.replicator.recover(
+            self.dataset_id, self.a.peer("b.example")))
+        self.assertEqual((outcome, self.writable()), ("replica", ["b.example"]))
