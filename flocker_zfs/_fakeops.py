@@ -275,6 +275,9 @@ class WriteCommands(object):
                 extra = ("use 'zfs set %s=none' to clear\n" % (prop,)
                          if info.name in ("quota", "refquota", "reservation", "refreservation")
                          else "")
+                if self.profile != ZFS_FUSE:
+                    extra += ("use 'zfs inherit -S %s' to revert to received value\n"
+                              % (prop,))
                 raise Fail(1, "'%s' property cannot be inherited\n%s" % (prop, extra))
             prop = info.name
         errors = []
@@ -372,7 +375,13 @@ class WriteCommands(object):
         target = self._state.datasets[name]
         kind = target.kind
         listed = []
-        for dependent in st.dependents(self._state, name):
+        dependents = list(st.dependents(self._state, name))
+        if not self._fuse:
+            # OpenZFS lists a filesystem's snapshots newest first here.
+            snapshots = sorted((d for d in dependents if "@" in d.name),
+                               key=lambda d: -d.createtxg)
+            dependents = [snapshots.pop(0) if "@" in d.name else d for d in dependents]
+        for dependent in dependents:
             direct = dependent.name.startswith(name + "/") or dependent.name.startswith(name + "@")
             if direct and recursive:
                 continue

@@ -211,58 +211,93 @@ _FUSE_ZPOOL_LIST_TABLE = (
 )
 
 
+#: OpenZFS 2.1.11's top-level ``zfs`` listing, as recorded in the VM tier.
 _OPENZFS_ZFS_COMMANDS = (
-    "\tversion\n"
-    "\n"
-    "\tcreate [-Pnpuv] [-o property=value] ... <filesystem>\n"
-    "\tcreate [-Pnpsv] [-b blocksize] [-o property=value] ... -V <size> <volume>\n"
-    "\tdestroy [-fnpRrv] <filesystem|volume>\n"
-    "\tdestroy [-dnpRrv] <filesystem|volume>@<snap>[%<snap>][,...]\n"
-    "\tdestroy <filesystem|volume>#<bookmark>\n"
-    "\n"
-    "\tsnapshot [-r] [-o property=value] ... <filesystem|volume>@<snap> ...\n"
-    "\trollback [-rRf] <snapshot>\n"
-    "\tclone [-p] [-o property=value] ... <snapshot> <filesystem|volume>\n"
-    "\tpromote <clone-filesystem>\n"
-    "\trename [-f] <filesystem|volume|snapshot> <filesystem|volume|snapshot>\n"
-    "\trename -p [-f] <filesystem|volume> <filesystem|volume>\n"
-    "\trename -u [-f] <filesystem> <filesystem>\n"
-    "\trename -r <snapshot> <snapshot>\n"
-    "\tbookmark <snapshot|bookmark> <newbookmark>\n"
-    "\n"
-    "\tlist [-Hp] [-r|-d max] [-o property[,...]] [-s property]...\n"
-    "\t    [-S property]... [-t type[,...]] [filesystem|volume|snapshot] ...\n"
-    "\n"
-    "\tset <property=value> ... <filesystem|volume|snapshot> ...\n"
-    "\tget [-rHp] [-d max] [-o \"all\" | field[,...]]\n"
-    "\t    [-t type[,...]] [-s source[,...]]\n"
-    "\t    <\"all\" | property[,...]> [filesystem|volume|snapshot|bookmark] ...\n"
-    "\tinherit [-rS] <property> <filesystem|volume|snapshot> ...\n"
-    "\tupgrade [-v]\n"
-    "\tupgrade [-r] [-V version] <-a | filesystem ...>\n"
-    "\n"
-    "\tmount\n"
-    "\tmount [-flvO] [-o opts] <-a | filesystem>\n"
-    "\tunmount [-fu] <-a | filesystem|mountpoint>\n"
-    "\tshare [-l] <-a [nfs|smb] | filesystem>\n"
-    "\tunshare <-a [nfs|smb] | filesystem|mountpoint>\n"
-    "\n"
-    "\tsend [-DnPpRvLecwhb] [-[i|I] snapshot] <snapshot>\n"
-    "\tsend [-nvPLecw] [-i snapshot|bookmark] <filesystem|volume|snapshot>\n"
-    "\tsend [-DnPpvLec] [-i bookmark|snapshot] --redact <bookmark> <snapshot>\n"
-    "\tsend [-nvPe] -t <receive_resume_token>\n"
-    "\tsend [-Pnv] --saved filesystem\n"
-    "\treceive [-vMnsFhu] [-o <property>=<value>] ... [-x <property>] ...\n"
-    "\t    <filesystem|volume|snapshot>\n"
-    "\treceive [-vMnsFhu] [-o <property>=<value>] ... [-x <property>] ... \n"
-    "\t    [-d | -e] <filesystem>\n"
-    "\treceive -A <filesystem|volume>\n"
-    "\n"
-    "\thold [-r] <tag> <snapshot> ...\n"
-    "\tholds [-rHp] <snapshot> ...\n"
-    "\trelease [-r] <tag> <snapshot> ...\n"
-    "\tdiff [-FHt] <snapshot> [snapshot|filesystem]\n"
-    "\twait [-t <activity>] <filesystem>\n"
+    '\tversion\n'
+    '\n'
+    '\tcreate [-Pnpuv] [-o property=value] ... <filesystem>\n'
+    '\tcreate [-Pnpsv] [-b blocksize] [-o property=value] ... -V <size> <volume>\n'
+    '\tdestroy [-fnpRrv] <filesystem|volume>\n'
+    '\tdestroy [-dnpRrv] <filesystem|volume>@<snap>[%<snap>][,...]\n'
+    '\tdestroy <filesystem|volume>#<bookmark>\n'
+    '\n'
+    '\tsnapshot [-r] [-o property=value] ... <filesystem|volume>@<snap> ...\n'
+    '\trollback [-rRf] <snapshot>\n'
+    '\tclone [-p] [-o property=value] ... <snapshot> <filesystem|volume>\n'
+    '\tpromote <clone-filesystem>\n'
+    '\trename [-f] <filesystem|volume|snapshot> <filesystem|volume|snapshot>\n'
+    '\trename -p [-f] <filesystem|volume> <filesystem|volume>\n'
+    '\trename -u [-f] <filesystem> <filesystem>\n'
+    '\trename -r <snapshot> <snapshot>\n'
+    '\tbookmark <snapshot|bookmark> <newbookmark>\n'
+    '\tprogram [-jn] [-t <instruction limit>] [-m <memory limit (b)>]\n'
+    '\t    <pool> <program file> [lua args...]\n'
+    '\n'
+    '\tlist [-Hp] [-r|-d max] [-o property[,...]] [-s property]...\n'
+    '\t    [-S property]... [-t type[,...]] [filesystem|volume|snapshot] ...\n'
+    '\n'
+    '\tset <property=value> ... <filesystem|volume|snapshot> ...\n'
+    '\tget [-rHp] [-d max] [-o "all" | field[,...]]\n'
+    '\t    [-t type[,...]] [-s source[,...]]\n'
+    '\t    <"all" | property[,...]> [filesystem|volume|snapshot|bookmark] ...\n'
+    '\tinherit [-rS] <property> <filesystem|volume|snapshot> ...\n'
+    '\tupgrade [-v]\n'
+    '\tupgrade [-r] [-V version] <-a | filesystem ...>\n'
+    '\n'
+    '\tuserspace [-Hinp] [-o field[,...]] [-s field] ...\n'
+    '\t    [-S field] ... [-t type[,...]] <filesystem|snapshot|path>\n'
+    '\tgroupspace [-Hinp] [-o field[,...]] [-s field] ...\n'
+    '\t    [-S field] ... [-t type[,...]] <filesystem|snapshot|path>\n'
+    '\tprojectspace [-Hp] [-o field[,...]] [-s field] ... \n'
+    '\t    [-S field] ... <filesystem|snapshot|path>\n'
+    '\n'
+    '\tproject [-d|-r] <directory|file ...>\n'
+    '\tproject -c [-0] [-d|-r] [-p id] <directory|file ...>\n'
+    '\tproject -C [-k] [-r] <directory ...>\n'
+    '\tproject [-p id] [-r] [-s] <directory ...>\n'
+    '\n'
+    '\tmount\n'
+    '\tmount [-flvO] [-o opts] <-a | filesystem>\n'
+    '\tunmount [-fu] <-a | filesystem|mountpoint>\n'
+    '\tshare [-l] <-a [nfs|smb] | filesystem>\n'
+    '\tunshare <-a [nfs|smb] | filesystem|mountpoint>\n'
+    '\n'
+    '\tsend [-DnPpRVvLecwhb] [-[i|I] snapshot] <snapshot>\n'
+    '\tsend [-DnVvPLecw] [-i snapshot|bookmark] <filesystem|volume|snapshot>\n'
+    '\tsend [-DnPpVvLec] [-i bookmark|snapshot] --redact <bookmark> <snapshot>\n'
+    '\tsend [-nVvPe] -t <receive_resume_token>\n'
+    '\tsend [-PnVv] --saved filesystem\n'
+    '\treceive [-vMnsFhu] [-o <property>=<value>] ... [-x <property>] ...\n'
+    '\t    <filesystem|volume|snapshot>\n'
+    '\treceive [-vMnsFhu] [-o <property>=<value>] ... [-x <property>] ... \n'
+    '\t    [-d | -e] <filesystem>\n'
+    '\treceive -A <filesystem|volume>\n'
+    '\n'
+    '\tallow <filesystem|volume>\n'
+    '\tallow [-ldug] <"everyone"|user|group>[,...] <perm|@setname>[,...]\n'
+    '\t    <filesystem|volume>\n'
+    '\tallow [-ld] -e <perm|@setname>[,...] <filesystem|volume>\n'
+    '\tallow -c <perm|@setname>[,...] <filesystem|volume>\n'
+    '\tallow -s @setname <perm|@setname>[,...] <filesystem|volume>\n'
+    '\n'
+    '\tunallow [-rldug] <"everyone"|user|group>[,...]\n'
+    '\t    [<perm|@setname>[,...]] <filesystem|volume>\n'
+    '\tunallow [-rld] -e [<perm|@setname>[,...]] <filesystem|volume>\n'
+    '\tunallow [-r] -c [<perm|@setname>[,...]] <filesystem|volume>\n'
+    '\tunallow [-r] -s @setname [<perm|@setname>[,...]] <filesystem|volume>\n'
+    '\n'
+    '\thold [-r] <tag> <snapshot> ...\n'
+    '\tholds [-rH] <snapshot> ...\n'
+    '\trelease [-r] <tag> <snapshot> ...\n'
+    '\tdiff [-FHt] <snapshot> [snapshot|filesystem]\n'
+    '\tload-key [-rn] [-L <keylocation>] <-a | filesystem|volume>\n'
+    '\tunload-key [-r] <-a | filesystem|volume>\n'
+    '\tchange-key [-l] [-o keyformat=<value>]\n'
+    '\t    [-o keylocation=<value>] [-o pbkdf2iters=<value>]\n'
+    '\t    <filesystem|volume>\n'
+    '\tchange-key -i [-l] <filesystem|volume>\n'
+    '\tredact <snapshot> <bookmark> <redaction_snapshot> ...\n'
+    '\twait [-t <activity>] <filesystem>\n'
 )
 
 _OPENZFS_ZPOOL_COMMANDS = (

@@ -320,6 +320,9 @@ class SSHPeerStreamRealTests(TestCase):
         return peer.stream(send_argv, "receive", DATASET, "full", "flocker-1", "1", OWNER, 1,
                            progress=progress)
 
+    def remote_started(self):
+        return os.path.exists(os.path.join(self.directory, "remote.pid"))
+
     def remote_pid(self):
         with open(os.path.join(self.directory, "remote.pid")) as handle:
             return int(handle.read())
@@ -360,7 +363,9 @@ class SSHPeerStreamRealTests(TestCase):
         killed = []
 
         def progress(count):
-            if count > 1000000 and not killed:
+            # Once the remote command runs: sshd buffers a window of data
+            # first, and on a slow machine it may not have started yet.
+            if count > 1000000 and not killed and self.remote_started():
                 killed.append(count)
                 os.kill(self.reactor.pids[1], signal.SIGKILL)
 
@@ -379,7 +384,7 @@ class SSHPeerStreamRealTests(TestCase):
         calls = []
 
         def progress(count):
-            if count > 1000000 and not calls:
+            if count > 1000000 and not calls and self.remote_started():
                 calls.append(count)
                 d.cancel()
 
