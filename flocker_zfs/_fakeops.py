@@ -375,13 +375,8 @@ class WriteCommands(object):
         target = self._state.datasets[name]
         kind = target.kind
         listed = []
-        dependents = list(st.dependents(self._state, name))
-        if not self._fuse:
-            # OpenZFS lists a filesystem's snapshots newest first here.
-            snapshots = sorted((d for d in dependents if "@" in d.name),
-                               key=lambda d: -d.createtxg)
-            dependents = [snapshots.pop(0) if "@" in d.name else d for d in dependents]
-        for dependent in dependents:
+        # Real ZFS lists these in no fixed order; the fake's is oldest first.
+        for dependent in st.dependents(self._state, name):
             direct = dependent.name.startswith(name + "/") or dependent.name.startswith(name + "@")
             if direct and recursive:
                 continue
