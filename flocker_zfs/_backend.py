@@ -335,33 +335,19 @@ class ZFSBackend(Service):
         # Our own holds on replication bases would make the destroy fail.
         held = await self._set_holds(dataset, commands.release)
         try:
-            await self._destroy_retrying(name, retry=dataset.mounted)
+            await self._run_retrying_busy(commands.destroy(name, recursive=True),
+                                          retry=dataset.mounted)
         except ZFSError:
             await self._set_holds(dataset, commands.hold, held)
             if dataset.mounted:
                 # Leave it as we found it: mounted.
                 try:
-                    await self._mount_retrying(name)
+                    await self._run_retrying_busy(commands.mount(name))
                 except ZFSError as error:
                     Message.log(message_type="flocker_zfs:backend:remount_failed",
                                 dataset_id=dataset_id, reason=str(error))
             raise
         self._remove_mountpoint(dataset)
-
-    async def _mount_retrying(self, name):
-        """
-        ``zfs mount``; right after an unmount zfs-fuse can answer "busy"
-        for a moment, so that is retried briefly.
-        """
-        delays = list(_BUSY_RETRY_DELAYS)
-        while True:
-            try:
-                await self._runner.run(commands.mount(name))
-                return
-            except DatasetBusy:
-                if not delays:
-                    raise
-                await deferLater(self._reactor, delays.pop(0), lambda: None)
 
     async def _set_holds(self, dataset, command, only=None):
         """
@@ -387,18 +373,18 @@ class ZFSBackend(Service):
                 pass  # no such hold (never placed, or holds unsupported)
         return changed
 
-    async def _destroy_retrying(self, name, retry):
+    async def _run_retrying_busy(self, argv, retry=True):
         """
-        ``zfs destroy -r``; right after an unmount zfs-fuse can still answer
-        "dataset is busy" for a moment, so that answer is retried briefly.
+        Run ``argv``; right after an unmount zfs-fuse can answer "dataset is
+        busy" to a destroy or mount for a moment, so plain busy (never
+        dependent clones, which will not go away) is retried briefly.
         """
         delays = list(_BUSY_RETRY_DELAYS) if retry else []
         while True:
             try:
-                await self._runner.run(commands.destroy(name, recursive=True))
+                await self._runner.run(argv)
                 return
             except DatasetBusy as error:
-                # Only plain "busy": dependent clones will not go away.
                 if not delays or type(error) is not DatasetBusy:
                     raise
                 await deferLater(self._reactor, delays.pop(0), lambda: None)

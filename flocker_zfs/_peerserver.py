@@ -78,13 +78,14 @@ import shlex
 from eliot import Message, start_action, write_failure
 from eliot.twisted import DeferredContext
 from pyrsistent import pmap
-from twisted.internet.defer import Deferred, fail, maybeDeferred
+from twisted.internet.defer import fail, maybeDeferred
 
 from . import _commands as commands
 from ._actions import PEER_SERVE
 from ._protocol import (
     ABORT_RECEIVE, ACQUIRE, FULL, HELLO, PROTOCOL_VERSION, RECEIVE, RESUME, STATE,
     ProtocolError, dataset_state, encode_error, encode_ok, parse_request, request)
+from ._backend import _deferred
 from ._peercopy import (  # noqa: F401 (BytesReceiveStream re-exported)
     ABSENT, ADOPTABLE, FOREIGN, OURS, BytesReceiveStream, _Copy, _relabelled, receive_argv)
 from .errors import (  # noqa: F401 (the server's refusals, re-exported)
@@ -107,15 +108,6 @@ def _parsed(verb, *args):
 def _shown(text):
     shown = repr(text)
     return shown if len(shown) <= 200 else shown[:197] + "..."
-
-
-def _deferred(method):
-    """An ``async def`` method returning a ``Deferred`` (failures never raise)."""
-    def wrapper(*args, **kwargs):
-        return Deferred.fromCoroutine(method(*args, **kwargs))
-    wrapper.__name__ = method.__name__
-    wrapper.__doc__ = method.__doc__
-    return wrapper
 
 
 #: ``receive`` called without a maximum size (an older client).

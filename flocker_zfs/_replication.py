@@ -31,10 +31,10 @@ import re
 from functools import partial
 
 from eliot import start_action
-from twisted.internet.defer import Deferred
 
 from . import _commands as commands
 from ._actions import HANDOFF, PRUNE, PUSH, RECOVER
+from ._backend import _deferred
 from ._openfiles import open_writers as find_open_writers
 from ._protocol import (
     ABORT_RECEIVE, ACQUIRE, FULL, HELLO, RECEIVE, RESUME, STATE, ProtocolError,
@@ -62,14 +62,6 @@ class SimulatedCrash(Exception):
 #: The named points of the handoff where a fault plan is consulted, in order.
 STEPS = ("precopied", "marked", "readonly", "final-sent", "acquire-marked", "acquired",
          "generation-recorded", "owner-recorded")
-
-
-def _deferred(method):
-    def wrapper(*args, **kwargs):
-        return Deferred.fromCoroutine(method(*args, **kwargs))
-    wrapper.__name__ = method.__name__
-    wrapper.__doc__ = method.__doc__
-    return wrapper
 
 
 def _marker(peer_uuid, generation, acquiring=False):
@@ -370,15 +362,16 @@ class Replicator(object):
                         tag, self._full(dataset_id, old[0].name)))
                 except ZFSError:
                     pass
-        await self._prune(dataset_id)
+        # The listing above, with the bases just recorded: no second one.
+        await self._prune(local.set(peer_bases=bases))
 
-    async def _prune(self, dataset_id):
+    async def _prune(self, local):
         """
         Destroy our replication snapshots that no peer needs: keep the newest
         and every recorded peer base; never any other snapshot (a user's,
         ours or not).
         """
-        local = await self._backend._get(dataset_id)
+        dataset_id = local.dataset_id
         keep = set(local.peer_bases.values())
         if local.snapshots:
             keep.add(local.snapshots[-1].guid)
