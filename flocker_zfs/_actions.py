@@ -42,3 +42,33 @@ ALL = (COMMAND, START, DISCOVER, GET, CREATE, DESTROY, RESIZE, SNAPSHOT, CLONE,
 PEER_SERVE = "flocker_zfs:peer:serve"
 
 ALL = ALL + (PEER_SERVE,)
+
+#: Agent integration (issue 5).  Loading agent.yml (fields: path, backend).
+CONFIG_LOAD = "flocker_zfs:config:load"
+#: The deployer: discovering this node's state (fields: node_uuid); each
+#: state change it plans runs as one of the ``CHANGE_*`` actions (fields:
+#: dataset_id and the change's inputs, e.g. node_uuid, maximum_size).
+DEPLOYER_DISCOVER = "flocker_zfs:deployer:discover"
+CHANGE_CREATE = "flocker_zfs:change:create"
+CHANGE_RESIZE = "flocker_zfs:change:resize"
+CHANGE_PUSH = "flocker_zfs:change:push"
+CHANGE_HANDOFF = "flocker_zfs:change:handoff"
+CHANGE_RECOVER = "flocker_zfs:change:recover"
+CHANGE_DELETE = "flocker_zfs:change:delete"
+CHANGE_SEQUENTIALLY = "flocker_zfs:change:sequentially"
+CHANGE_IN_PARALLEL = "flocker_zfs:change:in_parallel"
+#: The reference agent: one convergence iteration (fields: node_uuid,
+#: changes started, skipped busy datasets), reading the deployment file
+#: (fields: path, changed), asking the other nodes for their state (fields:
+#: node_uuid, reachable).
+AGENT_ITERATION = "flocker_zfs:agent:iteration"
+AGENT_DEPLOYMENT = "flocker_zfs:agent:deployment"
+AGENT_CLUSTER_STATE = "flocker_zfs:agent:cluster_state"
+#: CLI commands that change the node or check it (fields: the options used).
+CLI_INIT = "flocker_zfs:cli:init"
+CLI_DOCTOR = "flocker_zfs:cli:doctor"
+
+ALL = ALL + (CONFIG_LOAD, DEPLOYER_DISCOVER, CHANGE_CREATE, CHANGE_RESIZE, CHANGE_PUSH,
+             CHANGE_HANDOFF, CHANGE_RECOVER, CHANGE_DELETE, CHANGE_SEQUENTIALLY,
+             CHANGE_IN_PARALLEL, AGENT_ITERATION, AGENT_DEPLOYMENT, AGENT_CLUSTER_STATE,
+             CLI_INIT, CLI_DOCTOR)
