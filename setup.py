@@ -20,7 +20,7 @@ setup(
         "eliot>=1.14",
     ],
     extras_require={
-        "test": ["hypothesis>=6", "flake8>=6"],
+        "test": ["hypothesis>=6", "flake8>=6", "eliot-tree>=21"],
         "docs": ["sphinx>=5"],
     },
     entry_points={
