@@ -1,0 +1,287 @@
+# test-case-name: flocker_zfs.test.test_statechanges
+"""
+State changes: what the deployer decided to do, as immutable values.
+
+:func:`flocker_zfs._deployer.calculate_changes` returns them without doing
+anything; :func:`run_state_change` does one, against a
+:class:`ChangeContext` (this node's backend, its replicator and a way to
+reach peers).  Each change runs inside its own eliot action
+(``flocker_zfs:change:*``), so a plan's log shows what was decided and how
+each step ended; the backend's and replicator's actions nest inside.
+"""
+
+from eliot import Message, start_action
+from eliot.twisted import DeferredContext
+from pyrsistent import PClass, field, pvector_field
+from twisted.internet.defer import DeferredList, maybeDeferred
+from zope.interface import Attribute, Interface, implementer
+
+from ._actions import (
+    CHANGE_CREATE, CHANGE_DELETE, CHANGE_HANDOFF, CHANGE_IN_PARALLEL, CHANGE_PUSH,
+    CHANGE_RECOVER, CHANGE_RESIZE, CHANGE_SEQUENTIALLY)
+from .errors import DatasetNotFound
+from .names import is_dataset_id
+
+
+class IStateChange(Interface):
+    """
+    One change to this node's datasets, decided by the deployer.
+    """
+
+    eliot_action = Attribute(
+        "A new, started eliot action describing one run of this change "
+        "(``flocker_zfs:change:*`` with its inputs).")
+
+    def run(context):
+        """
+        Do the change, inside a new :attr:`eliot_action`.
+
+        :param ChangeContext context: this node's backend, replicator and peers.
+        :return: ``Deferred`` firing when done, or failing with the typed
+            error of the step that failed.
+        """
+
+
+class ChangeContext(PClass):
+    """
+    What state changes act on.
+
+    :ivar backend: this node's ``IStorageBackend`` (a :class:`ZFSBackend`).
+    :ivar replicator: its :class:`~flocker_zfs.Replicator`.
+    :ivar peer: ``callable(node_uuid) -> IPeer`` reaching another node of
+        the deployment.
+    """
+
+    backend = field(mandatory=True)
+    replicator = field(mandatory=True)
+    peer = field(mandatory=True)
+
+
+def _dataset_id(value):
+    return (is_dataset_id(value), "dataset_id must be a lowercase UUID: %r" % (value,))
+
+
+def _node_uuid(value):
+    return (is_dataset_id(value), "node_uuid must be a lowercase UUID: %r" % (value,))
+
+
+def _size(value):
+    return (value is None or value > 0, "maximum_size must be > 0 or None: %r" % (value,))
+
+
+def _in_action(action, work):
+    """
+    Run ``work()`` (returning a ``Deferred`` or a value, or raising) inside
+    ``action``, finishing the action with its outcome.
+    """
+    with action.context():
+        return DeferredContext(maybeDeferred(work)).addActionFinish()
+
+
+def _ignore_result(result):
+    return None
+
+
+@implementer(IStateChange)
+class CreateDataset(PClass):
+    """
+    Create the dataset here, writable and owned by this node.
+    """
+
+    dataset_id = field(type=str, mandatory=True, invariant=_dataset_id)
+    maximum_size = field(type=(int, type(None)), initial=None, invariant=_size)
+
+    @property
+    def eliot_action(self):
+        return start_action(action_type=CHANGE_CREATE, dataset_id=self.dataset_id,
+                            maximum_size=self.maximum_size)
+
+    def run(self, context):
+        return _in_action(self.eliot_action, lambda: context.backend.create(
+            self.dataset_id, self.maximum_size).addCallback(_ignore_result))
+
+
+@implementer(IStateChange)
+class ResizeDataset(PClass):
+    """
+    Change the maximum size of the dataset this node owns.
+    """
+
+    dataset_id = field(type=str, mandatory=True, invariant=_dataset_id)
+    maximum_size = field(type=(int, type(None)), initial=None, invariant=_size)
+
+    @property
+    def eliot_action(self):
+        return start_action(action_type=CHANGE_RESIZE, dataset_id=self.dataset_id,
+                            maximum_size=self.maximum_size)
+
+    def run(self, context):
+        return _in_action(self.eliot_action, lambda: context.backend.resize(
+            self.dataset_id, self.maximum_size).addCallback(_ignore_result))
+
+
+@implementer(IStateChange)
+class PushDataset(PClass):
+    """
+    Replicate the dataset this node owns to node ``node_uuid``.
+    """
+
+    dataset_id = field(type=str, mandatory=True, invariant=_dataset_id)
+    node_uuid = field(type=str, mandatory=True, invariant=_node_uuid)
+
+    @property
+    def eliot_action(self):
+        return start_action(action_type=CHANGE_PUSH, dataset_id=self.dataset_id,
+                            node_uuid=self.node_uuid)
+
+    def run(self, context):
+        return _in_action(self.eliot_action, lambda: context.replicator.push(
+            self.dataset_id, context.peer(self.node_uuid)).addCallback(_ignore_result))
+
+
+@implementer(IStateChange)
+class HandoffDataset(PClass):
+    """
+    Make node ``node_uuid`` the dataset's writable owner; this node keeps a
+    read-only replica.
+    """
+
+    dataset_id = field(type=str, mandatory=True, invariant=_dataset_id)
+    node_uuid = field(type=str, mandatory=True, invariant=_node_uuid)
+
+    @property
+    def eliot_action(self):
+        return start_action(action_type=CHANGE_HANDOFF, dataset_id=self.dataset_id,
+                            node_uuid=self.node_uuid)
+
+    def run(self, context):
+        return _in_action(self.eliot_action, lambda: context.replicator.handoff(
+            self.dataset_id, context.peer(self.node_uuid)).addCallback(_ignore_result))
+
+
+@implementer(IStateChange)
+class RecoverHandoff(PClass):
+    """
+    Settle an interrupted handoff of the dataset to node ``node_uuid``;
+    with ``abort``, take it back here where that is provably safe.
+    """
+
+    dataset_id = field(type=str, mandatory=True, invariant=_dataset_id)
+    node_uuid = field(type=str, mandatory=True, invariant=_node_uuid)
+    abort = field(type=bool, initial=False)
+
+    @property
+    def eliot_action(self):
+        return start_action(action_type=CHANGE_RECOVER, dataset_id=self.dataset_id,
+                            node_uuid=self.node_uuid, abort=self.abort)
+
+    def run(self, context):
+        return _in_action(self.eliot_action, lambda: context.replicator.recover(
+            self.dataset_id, context.peer(self.node_uuid), abort=self.abort
+        ).addCallback(_ignore_result))
+
+
+def _already_gone(failure):
+    failure.trap(DatasetNotFound)
+    return None
+
+
+@implementer(IStateChange)
+class DeleteDataset(PClass):
+    """
+    Destroy this node's copy of the dataset (owned or replica).  A copy that
+    is already gone counts as deleted.  The backend refuses a busy dataset
+    or one with snapshots flocker-zfs did not take, destroying nothing.
+    """
+
+    dataset_id = field(type=str, mandatory=True, invariant=_dataset_id)
+
+    @property
+    def eliot_action(self):
+        return start_action(action_type=CHANGE_DELETE, dataset_id=self.dataset_id)
+
+    def run(self, context):
+        return _in_action(self.eliot_action, lambda: context.backend.destroy(
+            self.dataset_id).addErrback(_already_gone))
+
+
+def _is_change(change):
+    return (IStateChange.providedBy(change), "not a state change: %r" % (change,))
+
+
+def _optional_dataset_id(value):
+    return (value is None or is_dataset_id(value),
+            "dataset_id must be a lowercase UUID or None: %r" % (value,))
+
+
+@implementer(IStateChange)
+class Sequentially(PClass):
+    """
+    Run ``changes`` one after the other, stopping at the first failure
+    (which the whole fails with).
+
+    :ivar dataset_id: the one dataset they all concern, or ``None``.
+    """
+
+    changes = pvector_field(object, item_invariant=_is_change)
+    dataset_id = field(type=(str, type(None)), initial=None, invariant=_optional_dataset_id)
+
+    @property
+    def eliot_action(self):
+        return start_action(action_type=CHANGE_SEQUENTIALLY, dataset_id=self.dataset_id,
+                            changes=len(self.changes))
+
+    def run(self, context):
+        return _in_action(self.eliot_action, lambda: self._run(context))
+
+    def _run(self, context):
+        remaining = list(self.changes)
+
+        def next_change(_):
+            if not remaining:
+                return None
+            return run_state_change(remaining.pop(0), context).addCallback(next_change)
+        return next_change(None)
+
+
+@implementer(IStateChange)
+class InParallel(PClass):
+    """
+    Start all ``changes`` at once and wait for every one; then fail with the
+    first failure (in the order of ``changes``) if any failed.  Every
+    failure is logged, in its own change's action and as a message here.
+    """
+
+    changes = pvector_field(object, item_invariant=_is_change)
+
+    @property
+    def eliot_action(self):
+        return start_action(action_type=CHANGE_IN_PARALLEL, changes=len(self.changes))
+
+    def run(self, context):
+        return _in_action(self.eliot_action, lambda: self._run(context))
+
+    def _run(self, context):
+        running = [run_state_change(change, context) for change in self.changes]
+        return DeferredList(running, consumeErrors=True).addCallback(_first_failure)
+
+
+def _first_failure(results):
+    failures = [result for ok, result in results if not ok]
+    for failure in failures:
+        Message.log(message_type="flocker_zfs:change:failed",
+                    exception=failure.type.__module__ + "." + failure.type.__name__,
+                    reason=str(failure.value))
+    if failures:
+        return failures[0]
+    return None
+
+
+def run_state_change(change, context):
+    """
+    Run ``change`` (an :class:`IStateChange`) against ``context``.
+
+    :return: ``Deferred`` firing with ``None`` when it is done, or failing
+        with the first error; never raises.
+    """
+    return maybeDeferred(change.run, context)
