@@ -83,8 +83,8 @@ from twisted.internet.defer import fail, maybeDeferred
 from . import _commands as commands
 from ._actions import PEER_SERVE
 from ._protocol import (
-    ABORT_RECEIVE, ACQUIRE, FULL, HELLO, PROTOCOL_VERSION, RECEIVE, RESUME, STATE,
-    ProtocolError, dataset_state, encode_error, encode_ok, parse_request, request)
+    ABORT_RECEIVE, ACQUIRE, DATASETS, FULL, HELLO, PROTOCOL_VERSION, RECEIVE, RESUME, STATE,
+    VERBS, ProtocolError, dataset_state, encode_error, encode_ok, parse_request, request)
 from ._backend import _deferred
 from ._peercopy import (  # noqa: F401 (BytesReceiveStream re-exported)
     ABSENT, ADOPTABLE, FOREIGN, OURS, BytesReceiveStream, _Copy, _relabelled, receive_argv)
@@ -179,6 +179,8 @@ class PeerServer(object):
             return self.receive(*args, stream=stream)
         if verb == ACQUIRE:
             return self.acquire(*args)
+        if verb == DATASETS:
+            return self.datasets()
         return self.abort_receive(*args)
 
     # -- verbs -------------------------------------------------------------------
@@ -187,11 +189,12 @@ class PeerServer(object):
     async def hello(self):
         """
         :return: ``Deferred`` firing with this node's uuid, pool, protocol
-            version, ZFS implementation and capabilities.
+            version, the verbs it answers, ZFS implementation and capabilities.
         """
         caps = await self._backend.start()
         return {
             "protocol": PROTOCOL_VERSION,
+            "verbs": list(VERBS),
             "node_uuid": self.node_uuid,
             "pool": self._backend.pool,
             "implementation": caps.implementation,
@@ -224,6 +227,24 @@ class PeerServer(object):
         if copy.partial():
             return dataset_state(None, copy.dataset.resume_token)
         return dataset_state(copy.dataset, copy.dataset.resume_token)
+
+    @_deferred
+    async def datasets(self):
+        """
+        The state of every dataset this node manages, from one discovery
+        (the constant-process listing) and one in-use scan: what the
+        reference agent asks each other node on every iteration.
+
+        :return: ``Deferred`` firing with ``{"node_state": ...}``, the
+            deployer's :func:`~flocker_zfs._deployer.node_state_to_json`.
+        """
+        # The deployer builds on this layer (its state changes drive the
+        # replicator, which speaks this protocol): imported when used.
+        from ._deployer import discover_state, node_state_to_json
+        _parsed(DATASETS)
+        await self._backend.start()
+        state = await discover_state(self._backend)
+        return {"node_state": node_state_to_json(state)}
 
     @_deferred
     async def receive(self, dataset_id, base, snapshot, guid, owner, generation,

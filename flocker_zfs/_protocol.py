@@ -17,7 +17,8 @@ stdin.
 Verbs (exact argument counts):
 
 ``hello``
-    the server's node uuid, pool, protocol version and capabilities.
+    the server's node uuid, pool, protocol version, capabilities and the
+    verbs it answers.
 ``state DATASET``
     what the server has of one dataset (:func:`dataset_state`).
 ``receive DATASET BASE SNAPSHOT GUID OWNER GENERATION [MAXSIZE]``
@@ -34,6 +35,15 @@ Verbs (exact argument counts):
     the node handing off.  Idempotent.
 ``abort-receive DATASET``
     discard an interrupted resumable receive whose token cannot be used.
+``datasets``
+    the state of every dataset the server manages, in one reply (what the
+    reference agent asks each other node on each iteration):
+    ``{"node_state": ...}`` in the deployer's node state format.
+
+:data:`PROTOCOL_VERSION` changes only when an existing verb changes
+incompatibly.  A new verb is a compatible addition: ``hello`` lists the
+verbs a server answers, and a server that predates a verb answers it with
+the ``ProtocolError`` of an unknown request (see :func:`is_unknown_verb`).
 """
 
 import json
@@ -53,6 +63,7 @@ STATE = "state"
 RECEIVE = "receive"
 ACQUIRE = "acquire"
 ABORT_RECEIVE = "abort-receive"
+DATASETS = "datasets"
 
 FULL = "full"
 RESUME = "resume"
@@ -141,7 +152,11 @@ _VERBS = {
               validate_dataset_id, _generation, validate_size),
     ACQUIRE: (validate_dataset_id, _generation, validate_guid, validate_dataset_id),
     ABORT_RECEIVE: (validate_dataset_id,),
+    DATASETS: (),
 }
+
+#: Every verb this version answers, as ``hello`` reports them.
+VERBS = tuple(sorted(_VERBS))
 
 
 #: verb -> how many trailing arguments may be left out (older clients).
@@ -227,6 +242,15 @@ class RemoteError(FlockerZFSError):
         self.peer = peer
         self.name = name
         self.fix = fix or "See the peer's log."
+
+
+def is_unknown_verb(error, verb):
+    """
+    :return: ``True`` if ``error`` (from a call of ``verb``) is a server
+        saying it does not know ``verb``: it runs an older flocker-zfs.
+    """
+    return (isinstance(error, RemoteError) and error.name == ProtocolError.__name__
+            and ("unknown peer request %r" % (verb,)) in str(error))
 
 
 def decode_response(peer, stdout):

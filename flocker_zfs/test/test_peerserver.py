@@ -27,9 +27,10 @@ from .._actions import COMMAND, PEER_SERVE
 from .._backend import ZFSBackend
 from .._peerserve_main import ProcessLock, serve
 from .._peerserver import BytesReceiveStream, PeerServer
+from .._deployer import NodeState, node_state_from_json
 from .._protocol import (
-    ABORT_RECEIVE, ACQUIRE, FULL, HELLO, PROTOCOL_VERSION, RECEIVE, RESUME, STATE,
-    parse_request, request)
+    ABORT_RECEIVE, ACQUIRE, DATASETS, FULL, HELLO, PROTOCOL_VERSION, RECEIVE, RESUME, STATE,
+    VERBS, parse_request, request)
 from .._protocol import ProtocolError
 from ..testing import FakeZFS, MemoryProcessReactor
 
@@ -160,6 +161,43 @@ class ReplicaMixin(object):
                           response["implementation"]),
                          (PROTOCOL_VERSION, self.node_uuid, "flocker", self.profile))
         self.assertEqual(response["capabilities"]["resume_tokens"], self.profile == OPENZFS)
+        self.assertEqual(response["verbs"], list(VERBS))
+        self.assertIn(DATASETS, response["verbs"])
+
+    def test_datasets(self):
+        """
+        ``datasets`` answers the state of every dataset the server manages
+        (its own and its replicas) in one reply, in the deployer's node
+        state format; a foreign dataset in the pool is not mentioned.
+        """
+        self.assertEqual(node_state_from_json(self.ok(self.ask(DATASETS))["node_state"]),
+                         NodeState(node_uuid=self.node_uuid))
+        snap = self.snap("s1")
+        self.ok(self.push(snap))
+        mine = str(uuid.uuid4())
+        self.successResultOf(self.backend.create(mine))
+        self.zfs("create", "flocker/" + str(uuid.uuid4()))
+        state = node_state_from_json(self.ok(self.ask(DATASETS))["node_state"])
+        discovered = self.successResultOf(self.backend.discover()).datasets
+        self.assertEqual(state, NodeState(node_uuid=self.node_uuid, datasets=discovered))
+        self.assertEqual(sorted(state.datasets), sorted([self.dataset_id, mine]))
+        replica = state.datasets[self.dataset_id]
+        self.assertEqual((replica.owner, replica.writable, replica.snapshots[-1].guid),
+                         (self.sender_uuid, False, snap.guid))
+        self.assertEqual((state.datasets[mine].owner, state.datasets[mine].writable),
+                         (self.node_uuid, True))
+
+    def test_datasets_in_use(self):
+        """
+        ``datasets`` reports which of the server's datasets a process is
+        using (here: this test holding a file open in the replica).
+        """
+        self.ok(self.push(self.snap("s1")))
+        mine = str(uuid.uuid4())
+        self.successResultOf(self.backend.create(mine))
+        with open(os.path.join(self.backend.path(self.dataset_id).path, "s1"), "rb"):
+            state = node_state_from_json(self.ok(self.ask(DATASETS))["node_state"])
+        self.assertEqual(sorted(state.in_use), [self.dataset_id])
 
     def test_state_missing(self):
         """``state`` of a dataset this node does not have says it does not exist."""
@@ -560,7 +598,8 @@ class HandleTests(PeerCase):
             self.assertRejected(text)
 
     @settings(max_examples=300, deadline=None)
-    @given(st.sampled_from([HELLO, STATE, RECEIVE, ACQUIRE, ABORT_RECEIVE, "list", "zfs"]),
+    @given(st.sampled_from([HELLO, STATE, RECEIVE, ACQUIRE, ABORT_RECEIVE, DATASETS, "list",
+                            "zfs"]),
            st.lists(st.one_of(st.text(max_size=40), st.sampled_from(
                [_ID, FULL, RESUME, "1", "-F", "../x", "flocker-push-1", "0"])), max_size=7))
     def test_fuzz_requests(self, verb, args):
@@ -646,6 +685,18 @@ class ServeTests(SynchronousTestCase):
         self.assertEqual(self.successResultOf(d), 0)
         self.assertEqual((decode(out.getvalue())["node_uuid"], err.getvalue()),
                          (self.node_uuid, ""))
+
+    def test_datasets(self):
+        """
+        ``datasets`` through the process entry: one JSON line with this
+        node's state, status 0, without the per-dataset lock of the
+        requests that change something.
+        """
+        d, out, err = self.serve("flocker-zfs peer datasets")
+        self.assertEqual(self.successResultOf(d), 0)
+        state = node_state_from_json(decode(out.getvalue())["node_state"])
+        self.assertEqual((state, err.getvalue()), (NodeState(node_uuid=self.node_uuid), ""))
+        self.assertFalse(os.path.exists(self.options.lock_dir))
 
     def test_rejected(self):
         """An interactive login or a shell command gets status 1 and one stderr line."""

@@ -9,8 +9,8 @@ from hypothesis import given, strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from .._protocol import (
-    ProtocolError, RemoteError, decode_response, encode_error, encode_ok, parse_request,
-    request)
+    DATASETS, PROTOCOL_VERSION, VERBS, ProtocolError, RemoteError, decode_response,
+    encode_error, encode_ok, is_unknown_verb, parse_request, request)
 from ..errors import NotManaged
 
 ID = str(uuid.uuid4())
@@ -62,7 +62,27 @@ class RequestTests(SynchronousTestCase):
             verb, _ = parse_request(text)
         except ProtocolError:
             return
-        self.assertIn(verb, ("hello", "state", "receive", "acquire", "abort-receive"))
+        self.assertIn(verb, VERBS)
+
+    def test_datasets(self):
+        """
+        ``datasets`` takes no argument: anything after it is refused.
+        """
+        self.assertEqual(parse_request(shlex.join(request(DATASETS))), (DATASETS, []))
+        for text in ["flocker-zfs peer datasets %s" % (ID,), "flocker-zfs peer datasets all",
+                     "flocker-zfs peer datasets ''"]:
+            self.assertRaises(ProtocolError, parse_request, text)
+        self.assertRaises(ProtocolError, request, DATASETS, ID)
+
+    def test_verbs(self):
+        """
+        The verbs of this version, as ``hello`` lists them; adding
+        ``datasets`` is a compatible addition, so the protocol version is
+        still 1.
+        """
+        self.assertEqual(VERBS, ("abort-receive", "acquire", "datasets", "hello", "receive",
+                                 "state"))
+        self.assertEqual(PROTOCOL_VERSION, 1)
 
 
 class ResponseTests(SynchronousTestCase):
@@ -85,6 +105,30 @@ class ResponseTests(SynchronousTestCase):
             decode_response("p", encode_error(NotManaged("dataset x is not ours")))
         self.assertEqual(caught.exception.name, "NotManaged")
         self.assertIn("peer p: dataset x is not ours", str(caught.exception))
+
+    def test_unknown_verb(self):
+        """
+        An older server's refusal of a verb it does not know is recognised
+        as such, and only for that verb; other refusals are not.
+        """
+        with self.assertRaises(ProtocolError) as caught:
+            parse_request("flocker-zfs peer frobnicate")
+        refusal = self.refusal(caught.exception)
+        self.assertTrue(is_unknown_verb(refusal, "frobnicate"))
+        self.assertFalse(is_unknown_verb(refusal, "hello"))
+        self.assertFalse(is_unknown_verb(self.refusal(ProtocolError(
+            "peer request state takes 1 arguments, got 0")), "state"))
+        self.assertFalse(is_unknown_verb(self.refusal(NotManaged(
+            "unknown peer request 'frobnicate'")), "frobnicate"))
+        self.assertFalse(is_unknown_verb(caught.exception, "frobnicate"))
+
+    def refusal(self, error):
+        """The ``RemoteError`` a client gets when a server answers ``error``."""
+        try:
+            decode_response("p", encode_error(error))
+        except RemoteError as remote:
+            return remote
+        self.fail("not an error response")
 
     def test_garbage(self):
         """
