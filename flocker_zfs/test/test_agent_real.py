@@ -1,0 +1,177 @@
+"""
+The reference agent on real ZFS over real SSH (the issue's "done" check):
+two nodes, each with its own ``agent.yml``, its own file-backed pool and its
+own private sshd whose forced command is ``flocker-zfs peer-serve`` for that
+pool.  Both agents run in this trial process with short poll intervals and
+converge a deployment file: a dataset is created on A, then moved to B by
+changing its primary in the file; its data arrives on B and A keeps a
+read-only replica.
+
+Skipped without root, ZFS or sshd; a failure under ``CI=true``.
+"""
+
+import errno
+import hashlib
+import os
+import uuid
+
+from twisted.internet import reactor
+from twisted.internet.task import deferLater
+from twisted.trial.unittest import TestCase
+
+from .._agent import agent_from_config
+from .._config import load_config
+from .test_replication_real import _Node
+
+#: Seconds between agent iterations here (production: 10).
+POLL = 0.5
+
+#: Seconds a step may take before the test gives up.
+DEADLINE = 120.0
+
+
+def _digest(path):
+    with open(path, "rb") as handle:
+        return hashlib.sha256(handle.read()).hexdigest()
+
+
+class RealAgentTests(TestCase):
+    """
+    Two agents converge a deployment file on two real pools over real sshd.
+    """
+
+    timeout = 400
+
+    def setUp(self):
+        self.a = _Node(self, "a")
+        self.b = _Node(self, "b")
+        self.deployment = os.path.join(self.a.mount_root + "-deployment.yml")
+        self.addCleanup(lambda: os.path.exists(self.deployment)
+                        and os.remove(self.deployment))
+        self.dataset_id = str(uuid.uuid4())
+
+    def write_config(self, node, other):
+        """
+        Write ``node``'s own ``agent.yml``: its pool, mount root and
+        identity, the key and known_hosts that reach ``other``'s sshd, the
+        shared deployment file and a short poll interval.
+
+        :return: its path.
+        """
+        path = node.mount_root + "-agent.yml"
+        with open(path, "w") as handle:
+            handle.write(
+                "version: 1\n"
+                "control-service: {hostname: control.example, port: 4524}\n"
+                "dataset:\n"
+                "  backend: zfs\n"
+                "  pool: %s\n"
+                "  mount_root: %s\n"
+                "  node_file: %s\n"
+                "  ssh_identity: %s\n"
+                "  ssh_known_hosts: %s\n"
+                "  deployment: %s\n"
+                "  poll_interval: %s\n"
+                "  max_parallel: 2\n" % (
+                    node.pool, node.mount_root, node.node_file, other.sshd.client_key,
+                    other.sshd.known_hosts, self.deployment, POLL))
+        self.addCleanup(os.remove, path)
+        return path
+
+    def write_deployment(self, primary):
+        with open(self.deployment + ".new", "w") as handle:
+            handle.write(
+                "nodes:\n"
+                "  - {uuid: %s, address: 127.0.0.1, ssh_port: %d}\n"
+                "  - {uuid: %s, address: 127.0.0.1, ssh_port: %d}\n"
+                "datasets:\n"
+                "  - id: %s\n"
+                "    primary: %s\n"
+                "    maximum_size: 64M\n" % (
+                    self.a.node_uuid, self.a.sshd.port, self.b.node_uuid, self.b.sshd.port,
+                    self.dataset_id, primary.node_uuid))
+        # Replaced at once: an agent never reads half a file.
+        os.rename(self.deployment + ".new", self.deployment)
+
+    async def start_agent(self, node, other):
+        config = load_config(self.write_config(node, other))
+        agent = await agent_from_config(reactor, config)
+        self.assertEqual((agent.node_uuid, agent.poll_interval), (node.node_uuid, POLL))
+        agent.startService()
+        self.addCleanup(agent.stopService)
+        return agent
+
+    async def copies(self):
+        """
+        :return: ``{node name: Dataset}`` of the nodes holding the dataset;
+            checks on the way that at most one copy is writable.
+        """
+        found = {}
+        for node in (self.a, self.b):
+            dataset = (await node.backend.discover()).datasets.get(self.dataset_id)
+            if dataset is not None:
+                found[node.name] = dataset
+        writable = [name for name, dataset in found.items() if dataset.writable]
+        self.assertTrue(len(writable) <= 1, writable)
+        return found
+
+    async def wait_until(self, predicate, what):
+        """
+        Poll :meth:`copies` until ``predicate(copies)`` holds.
+
+        :return: the copies.
+        """
+        waited = 0.0
+        while True:
+            found = await self.copies()
+            if predicate(found):
+                return found
+            if waited > DEADLINE:
+                self.fail("not converged within %g s: %s; copies: %r"
+                          % (DEADLINE, what, found))
+            await deferLater(reactor, 0.2, lambda: None)
+            waited += 0.2
+
+    async def test_create_then_move(self):
+        """
+        The agents create the dataset on A (writable, 64 MiB limit); after
+        the file names B as the primary, B owns it, writable, with the
+        files written on A, and A keeps a read-only replica owned by B.
+        """
+        await self.start_agent(self.a, self.b)
+        await self.start_agent(self.b, self.a)
+        self.write_deployment(primary=self.a)
+        found = await self.wait_until(lambda found: "a" in found, "created on A")
+        self.assertEqual((sorted(found), found["a"].writable, found["a"].maximum_size),
+                         (["a"], True, 64 * 1024 * 1024))
+        with open(self.a.path(self.dataset_id, "data"), "wb") as handle:
+            handle.write(os.urandom(4 * 1024 * 1024))
+        with open(self.a.path(self.dataset_id, "hello.txt"), "w") as handle:
+            handle.write("written on A\n")
+        digest = _digest(self.a.path(self.dataset_id, "data"))
+
+        self.write_deployment(primary=self.b)
+        found = await self.wait_until(
+            lambda found: "b" in found and found["b"].writable
+            and found["a"].owner == self.b.node_uuid and found["a"].handoff is None,
+            "moved to B")
+        self.assertEqual((found["b"].owner, found["a"].writable, found["b"].maximum_size),
+                         (self.b.node_uuid, False, 64 * 1024 * 1024))
+        with open(self.b.path(self.dataset_id, "hello.txt")) as handle:
+            self.assertEqual(handle.read(), "written on A\n")
+        self.assertEqual(_digest(self.b.path(self.dataset_id, "data")), digest)
+        with self.assertRaises(OSError) as caught:
+            with open(self.a.path(self.dataset_id, "intruder"), "wb") as handle:
+                handle.write(b"x")
+        self.assertEqual(caught.exception.errno, errno.EROFS)
+        with open(self.b.path(self.dataset_id, "from-b.txt"), "w") as handle:
+            handle.write("B writes\n")
+
+        # Converged: further iterations change nothing.
+        before = await self.copies()
+        await deferLater(reactor, POLL * 6, lambda: None)
+        after = await self.copies()
+        self.assertEqual({name: (d.owner, d.writable, d.generation, list(d.snapshots))
+                          for name, d in after.items()},
+                         {name: (d.owner, d.writable, d.generation, list(d.snapshots))
+                          for name, d in before.items()})
