@@ -1,161 +1,96 @@
 # test-case-name: flocker_zfs.test.test_cli
 """
-The ``flocker-zfs`` command line (also ``python -m flocker_zfs``).
-
-Each subcommand builds a :class:`ZFSBackend` from its options, runs one
-operation on the reactor and prints the result, as a table or as ``--json``.
-A user mistake or a failed operation prints one line, ``flocker-zfs: error:
-<cause>. Fix: <fix>``, and exits 1; never a traceback.
+The ``flocker-zfs`` command line (also ``python -m flocker_zfs``): parsing
+the arguments and running one command; :mod:`flocker_zfs._clireport`
+formats what is printed.  ``docs/cli.rst`` describes the commands, the
+options every command shares (``--config``, ``--log-file``, ``--json``) and
+the exit statuses.
 """
 
 import argparse
-import json
+import functools
 import os
 import sys
 import uuid
 
-from twisted.internet.defer import Deferred
+from eliot import add_destinations, remove_destination, write_traceback
+from twisted.internet.defer import CancelledError, Deferred, maybeDeferred, succeed
 from twisted.internet.task import react
 
+from . import _clireport as report
+from . import _doctor, _init
 from ._backend import ZFSBackend
+from ._config import DEFAULT_CONFIG, ZFSSettings, load_config
 from ._peerserve_main import DEFAULT_LOCK_DIR, serve_main
+from ._protocol import encode_error
 from ._replication import Replicator
 from ._ssh import SSHConfig, validate_host, validate_port
 from ._sshpeer import SSHPeer
 from .errors import ConfigError, FlockerZFSError, InvalidName
-from .node import DEFAULT_NODE_FILE, load_node_uuid
+from .node import load_node_uuid
 
-DEFAULT_POOL = "flocker"
-DEFAULT_MOUNT_ROOT = "/flocker"
+#: ``ZFSSettings`` fields that are also options; an option left out takes
+#: the config's value (or the built-in default).
+SETTINGS_OPTIONS = ("pool", "mount_root", "node_file", "ssh_identity", "ssh_known_hosts",
+                    "ssh_port", "ssh_cipher")
+
+#: Set to ``1`` to print the traceback of an unexpected error on stderr.
+DEBUG_VARIABLE = report.DEBUG_VARIABLE
+
+_EXIT_STATUSES = """\
+exit status: 0 success; 1 failed or refused, with one line on stderr:
+`flocker-zfs: error: <cause>. Fix: <fix>`; 2 an unexpected error (a bug):
+its traceback is in the --log-file (and on stderr with FLOCKER_ZFS_DEBUG=1).
+"""
 
 
-def _size(text):
+class UsageError(ConfigError):
     """
-    Parse a size such as ``1073741824``, ``512M`` or ``10G`` into bytes.
+    The command line itself is wrong (unknown option, missing argument ...).
     """
-    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-    text = text.strip()
-    if text.lower() == "none":
-        return None
-    scale = 1
-    if text and text[-1].upper() in units:
-        scale = units[text[-1].upper()]
-        text = text[:-1]
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            "invalid size %r: use bytes or a number with K, M, G or T" % (text,))
-    return value * scale
 
 
-def _human(value):
-    if value is None:
-        return "-"
-    for unit, scale in (("T", 1 << 40), ("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
-        if value >= scale:
-            return "%.1f%s" % (value / scale, unit)
-    return str(value)
+class _Exit(Exception):
+    """``--help`` was answered: stop with ``status``, printing nothing more."""
+
+    def __init__(self, status):
+        Exception.__init__(self, status)
+        self.status = status
 
 
-def _dataset_json(dataset, node_uuid):
-    return {
-        "dataset_id": dataset.dataset_id,
-        "owner": dataset.owner,
-        "owned_here": dataset.owned_by(node_uuid),
-        "writable": dataset.writable,
-        "generation": dataset.generation,
-        "maximum_size": dataset.maximum_size,
-        "used": dataset.used,
-        "referenced": dataset.referenced,
-        "mountpoint": dataset.mountpoint,
-        "mounted": dataset.mounted,
-        "origin": dataset.origin,
-        "snapshots": [{"name": s.name, "guid": str(s.guid)} for s in dataset.snapshots],
-    }
+class _Parser(argparse.ArgumentParser):
+    """
+    An ``ArgumentParser`` that prints help on the run's own ``out`` and
+    raises instead of exiting, so :func:`run` works inside a test.
+    """
 
+    def __init__(self, *args, out, **kwargs):
+        argparse.ArgumentParser.__init__(self, *args, **kwargs)
+        self._out = out
 
-def _status_table(state, node_uuid):
-    rows = [("DATASET", "OWNER", "GEN", "STATE", "MAX SIZE", "USED", "NEWEST SNAPSHOT",
-             "MOUNTPOINT")]
-    for dataset_id in sorted(state.datasets):
-        dataset = state.datasets[dataset_id]
-        newest = dataset.newest_snapshot()
-        rows.append((
-            dataset_id,
-            "this node" if dataset.owned_by(node_uuid) else (dataset.owner or "?"),
-            str(dataset.generation),
-            "writable" if dataset.writable else (
-                "handing off" if dataset.handoff else "replica"),
-            _human(dataset.maximum_size),
-            _human(dataset.used),
-            newest.name if newest else "-",
-            dataset.mountpoint or "-",
-        ))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip()
-             for row in rows]
-    if not state.datasets:
-        lines.append("(no datasets in pool %s)" % (state.pool,))
-    for name in state.ignored:
-        lines.append("ignored (not managed by flocker-zfs): %s" % (name,))
-    return "\n".join(lines)
+    def parse_args(self, args=None, namespace=None):
+        options, extras = self.parse_known_args(args, namespace)
+        if extras:
+            # Name the subcommand, whose --help lists what it takes.
+            command = getattr(options, "command", None)
+            raise UsageError("%sunrecognized arguments: %s" % (
+                command + ": " if command else "", " ".join(extras)),
+                fix="See `%s --help`." % (" ".join(filter(None, [self.prog, command])),))
+        return options
 
+    def print_help(self, file=None):
+        self._out.write(self.format_help())
 
-async def _status(backend, options, out):
-    state = await backend.discover()
-    if options.json:
-        out.write(json.dumps({
-            "pool": state.pool,
-            "node_uuid": backend.node_uuid if options.identity else None,
-            "implementation": backend.capabilities.implementation,
-            "datasets": [_dataset_json(state.datasets[k], backend.node_uuid)
-                         for k in sorted(state.datasets)],
-            "ignored": list(state.ignored),
-        }, indent=2) + "\n")
-    else:
-        out.write("pool %s (%s), node %s\n" % (
-            state.pool, backend.capabilities.implementation,
-            backend.node_uuid if options.identity else "(no identity yet)"))
-        out.write(_status_table(state, backend.node_uuid) + "\n")
+    def print_usage(self, file=None):
+        self._out.write(self.format_usage())
 
+    def exit(self, status=0, message=None):
+        raise _Exit(status)
 
-def _report(dataset, options, out, verb):
-    if options.json:
-        out.write(json.dumps(_dataset_json(dataset, options.node_uuid), indent=2) + "\n")
-    else:
-        out.write("%s %s (max size %s) at %s\n" % (
-            verb, dataset.dataset_id, _human(dataset.maximum_size), dataset.mountpoint))
-
-
-async def _create(backend, options, out):
-    dataset_id = options.dataset_id or str(uuid.uuid4())
-    _report(await backend.create(dataset_id, options.size), options, out, "created")
-
-
-async def _resize(backend, options, out):
-    _report(await backend.resize(options.dataset_id, options.size), options, out, "resized")
-
-
-async def _destroy(backend, options, out):
-    await backend.destroy(options.dataset_id, force=options.force)
-    if options.json:
-        out.write(json.dumps({"destroyed": options.dataset_id}) + "\n")
-    else:
-        out.write("destroyed %s\n" % (options.dataset_id,))
-
-
-async def _snapshot(backend, options, out):
-    snapshot = await backend.snapshot(options.dataset_id, options.name)
-    if options.json:
-        out.write(json.dumps({"dataset_id": options.dataset_id, "name": snapshot.name,
-                              "guid": str(snapshot.guid)}) + "\n")
-    else:
-        out.write("snapshot %s@%s\n" % (options.dataset_id, snapshot.name))
-
-
-DEFAULT_IDENTITY = "/etc/flocker/id_rsa_flocker"
-DEFAULT_KNOWN_HOSTS = "/etc/flocker/known_hosts"
+    def error(self, message):
+        command = self.prog.partition(" ")[2]
+        raise UsageError("%s%s" % (command + ": " if command else "", message),
+                         fix="See `%s --help`." % (self.prog,))
 
 
 def parse_peer(text, default_port):
@@ -179,6 +114,60 @@ def parse_peer(text, default_port):
     return validate_host(host), port
 
 
+# -- the commands that act on the local pool -------------------------------
+
+async def _status(backend, options, out):
+    state = await backend.discover()
+    node_uuid = backend.node_uuid
+    if options.json:
+        out.write(report.dumps(report.status_json(
+            state, node_uuid, options.identity, backend.capabilities)))
+        return
+    capabilities = backend.capabilities
+    out.write("pool %s (%s%s), node %s\n" % (
+        state.pool, capabilities.implementation,
+        " " + capabilities.version if capabilities.version else "",
+        node_uuid if options.identity else "(no identity yet)"))
+    out.write(report.status_table(state, node_uuid, report.terminal_width(out)))
+
+
+def _dataset_report(dataset, options, out, verb):
+    if options.json:
+        out.write(report.dumps(report.dataset_json(dataset, options.node_uuid)))
+    else:
+        out.write(report.dataset_line(verb, dataset))
+
+
+async def _create(backend, options, out):
+    dataset_id = options.dataset_id or str(uuid.uuid4())
+    dataset = await backend.create(dataset_id, options.size)
+    _dataset_report(dataset, options, out, "created")
+
+
+async def _resize(backend, options, out):
+    dataset = await backend.resize(options.dataset_id, options.size)
+    _dataset_report(dataset, options, out, "resized")
+
+
+async def _destroy(backend, options, out):
+    await backend.destroy(options.dataset_id, force=options.force)
+    if options.json:
+        out.write(report.dumps({"destroyed": options.dataset_id}))
+    else:
+        out.write("destroyed %s\n" % (options.dataset_id,))
+
+
+async def _snapshot(backend, options, out):
+    snapshot = await backend.snapshot(options.dataset_id, options.name)
+    if options.json:
+        out.write(report.dumps(dict(report.snapshot_json(snapshot),
+                                    dataset_id=options.dataset_id)))
+    else:
+        out.write("snapshot %s@%s\n" % (options.dataset_id, snapshot.name))
+
+
+# -- the commands that talk to a peer --------------------------------------
+
 def _check_ssh_files(options):
     """
     The identity and known_hosts files exist and are private enough, so a
@@ -187,7 +176,7 @@ def _check_ssh_files(options):
     identity, known = options.ssh_identity, options.ssh_known_hosts
     if not os.path.isfile(identity):
         raise ConfigError("SSH identity file %s does not exist" % (identity,),
-                          fix="Create it (ssh-keygen -t ed25519 "
+                          fix="Create it (`flocker-zfs init`, or ssh-keygen -t ed25519 "
                               "-N '' -f %s), or pass --ssh-identity." % (identity,))
     if os.stat(identity).st_mode & 0o077:
         raise ConfigError("SSH identity file %s is readable by others; ssh refuses it"
@@ -200,61 +189,24 @@ def _check_ssh_files(options):
                               "--ssh-known-hosts." % (known,))
 
 
-def _ssh_config(options):
-    _check_ssh_files(options)
-    return SSHConfig(identity=options.ssh_identity, known_hosts=options.ssh_known_hosts,
-                     port=options.ssh_port, ciphers=options.ssh_cipher)
-
-
-class _Progress(object):
-    """
-    A one-line progress display on a terminal (nothing otherwise).
-    """
-
-    def __init__(self, reactor, stream, label):
-        self._reactor = reactor
-        self._stream = stream
-        self._label = label
-        self._started = reactor.seconds()
-        self._shown = False
-
-    def __call__(self, sent, total=None):
-        if not getattr(self._stream, "isatty", lambda: False)():
-            return
-        elapsed = max(self._reactor.seconds() - self._started, 1e-6)
-        rate = sent / elapsed
-        if total:
-            fraction = min(sent / total, 1.0)
-            bar = "#" * int(fraction * 30)
-            left = max(total - sent, 0) / rate if rate else 0
-            line = "[%-30s] %3d%% %s of ~%s, %s/s, ~%ds left" % (
-                bar, fraction * 100, _human(sent), _human(total), _human(int(rate)), left)
-        else:
-            line = "%s sent, %s/s" % (_human(sent), _human(int(rate)))
-        self._stream.write("\r%s: %s   " % (self._label, line))
-        self._stream.flush()
-        self._shown = True
-
-    def done(self):
-        if self._shown:
-            self._stream.write("\n")
-
-
 def _peer(options):
     """
     The ``IPeer`` named on the command line (validated first).
     """
     host, port = parse_peer(options.peer, options.ssh_port)
-    return options.make_peer(options.reactor, _ssh_config(options), host, port)
+    _check_ssh_files(options)
+    config = SSHConfig(identity=options.ssh_identity, known_hosts=options.ssh_known_hosts,
+                       port=options.ssh_port, ciphers=options.ssh_cipher)
+    return options.make_peer(options.reactor, config, host, port)
 
 
 async def _transfer(backend, options, verb):
     """
-    Run ``Replicator.<verb>`` with a progress display.
+    Run ``Replicator.<verb>`` with a progress bar on stderr.
     """
     peer = _peer(options)
-    progress = _Progress(options.reactor, options.err,
-                         "%s %s" % (verb, options.dataset_id))
+    progress = report.Progress(options.reactor, options.err,
+                               "%s %s" % (verb, options.dataset_id))
     try:
         operation = getattr(Replicator(backend, options.reactor), verb)
         return await operation(options.dataset_id, peer, progress=progress)
@@ -264,130 +216,200 @@ async def _transfer(backend, options, verb):
 
 async def _push(backend, options, out):
     result = await _transfer(backend, options, "push")
-    if options.json:
-        # GUIDs as strings: JSON readers lose precision above 2**53.
-        out.write(json.dumps(dict(result.serialize(), guid=str(result.guid))) + "\n")
-    else:
-        out.write("pushed %s to %s: snapshot %s (%s), %s in %.2f s\n" % (
-            result.dataset_id, options.peer, result.snapshot,
-            "incremental from %s" % (result.base,) if result.base else "full stream",
-            _human(result.bytes) or "0", result.duration))
+    out.write(report.dumps(report.push_json(result)) if options.json
+              else report.push_line(result, options.peer))
 
 
 async def _handoff(backend, options, out):
     result = await _transfer(backend, options, "handoff")
-    if options.json:
-        out.write(json.dumps(result.serialize()) + "\n")
-    elif result.already:
-        out.write("%s is already owned by %s (generation %d); nothing to do\n" % (
-            result.dataset_id, options.peer, result.generation))
-    else:
-        out.write("handed off %s to %s: generation %d, %d pre-copy round(s), %s sent, "
-                  "unwritable for %.2f s\n" % (
-                      result.dataset_id, options.peer, result.generation, result.rounds,
-                      _human(result.bytes), result.unwritable))
+    out.write(report.dumps(report.handoff_json(result)) if options.json
+              else report.handoff_line(result, options.peer))
 
 
 async def _recover(backend, options, out):
     peer = _peer(options)
     outcome = await Replicator(backend, options.reactor).recover(
         options.dataset_id, peer, abort=options.abort)
-    if options.json:
-        out.write(json.dumps({"dataset_id": options.dataset_id, "outcome": outcome}) + "\n")
-    else:
-        out.write({"owner": "%s: this node is the writable owner\n",
-                   "replica": "%s: the peer owns it; this node keeps a read-only replica\n",
-                   "none": "%s: no handoff in progress; nothing to do\n"}[outcome]
-                  % (options.dataset_id,))
+    out.write(report.dumps({"dataset_id": options.dataset_id, "outcome": outcome})
+              if options.json else report.recover_line(options.dataset_id, outcome))
 
 
-def _parser():
-    parser = argparse.ArgumentParser(
-        prog="flocker-zfs",
-        description="Manage flocker datasets in a local ZFS pool.")
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--pool", default=DEFAULT_POOL,
-                        help="ZFS pool holding the datasets (default: %(default)s)")
-    common.add_argument("--mount-root", default=DEFAULT_MOUNT_ROOT,
-                        help="directory datasets are mounted under (default: %(default)s)")
-    common.add_argument("--node-file", default=DEFAULT_NODE_FILE,
-                        help="this node's identity file (default: %(default)s)")
-    common.add_argument("--json", action="store_true", help="print JSON for scripts")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+# -- the agent ---------------------------------------------------------------
+
+async def _agent(options, out, err):
+    """
+    Run the reference agent until the reactor shuts down (SIGTERM, SIGINT).
+    """
+    from ._agent import agent_from_config
+    if options.config is None:
+        raise ConfigError("the agent needs a configuration file, and %s does not exist"
+                          % (options.default_config,),
+                          fix="Write one (see the configuration documentation) or pass "
+                              "--config PATH.")
+    reactor = options.reactor
+    make_peer = None
+    if options.make_peer is not SSHPeer:
+        # An injected peer factory (tests): give it the agent's node addresses.
+        make_peer = functools.partial(_node_peer, options, options.config.settings)
+    service = await agent_from_config(reactor, options.config, runner=options.runner,
+                                      make_peer=make_peer)
+    stopped = Deferred()
+
+    def shutdown():
+        d = maybeDeferred(service.stopService)
+        d.addBoth(stopped.callback)
+        return d
+    # 'before' 'shutdown': the reactor waits for the service to stop (running
+    # transfers finish or are cancelled) before it goes down.
+    reactor.addSystemEventTrigger("before", "shutdown", shutdown)
+    console = report.AgentConsole(err)
+    add_destinations(console)
+    try:
+        service.startService()
+        out.write("flocker-zfs agent: running (config %s, node %s); stop it with SIGTERM "
+                  "or Ctrl-C\n" % (options.config.source, service.node_uuid))
+        report.flush(out)
+        await stopped
+    finally:
+        remove_destination(console)
+    out.write("flocker-zfs agent: stopped\n")
+    return 0
+
+
+def _node_peer(options, settings, node):
+    """An ``IPeer`` for a deployment ``NodeAddress`` from the run's ``make_peer``."""
+    return options.make_peer(options.reactor, settings.ssh_config(), node.address,
+                             node.ssh_port)
+
+
+# -- parser --------------------------------------------------------------------
+
+def _parser(out):
+    """
+    :return: the parser; ``--help`` output goes to ``out``.
+    """
+    defaults = ZFSSettings()
+    make = functools.partial(_Parser, out=out)
+    parser = make(prog="flocker-zfs", epilog=_EXIT_STATUSES,
+                  description="Manage flocker datasets in a local ZFS pool, replicate them "
+                              "to peers over SSH, and run the reference dataset agent.")
+    base = argparse.ArgumentParser(add_help=False)
+    base.add_argument("--config", metavar="PATH",
+                      help="agent configuration (agent.yml); its dataset settings are the "
+                           "defaults of this command's options (default: %s if it exists, "
+                           "else built-in defaults)" % (DEFAULT_CONFIG,))
+    base.add_argument("--log-file", metavar="PATH",
+                      help="append eliot JSON log lines here (read them with eliot-tree); "
+                           "a new file gets mode 0600")
+    pool = argparse.ArgumentParser(add_help=False)
+    for flag, metavar, what in (("--pool", "NAME", "ZFS pool holding the datasets"),
+                                ("--mount-root", "DIR", "directory datasets are mounted under"),
+                                ("--node-file", "PATH", "this node's identity file")):
+        pool.add_argument(flag, metavar=metavar,
+                          help="%s (default: the config's, else %s)"
+                               % (what, getattr(defaults, flag[2:].replace("-", "_"))))
+    common = argparse.ArgumentParser(add_help=False, parents=[base, pool])
+    common.add_argument("--json", action="store_true",
+                        help="print one JSON document on stdout, for scripts")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=make)
     commands.required = True
 
-    status = commands.add_parser("status", parents=[common],
-                                 help="list the datasets in the pool")
-    status.set_defaults(run=_status, creates_identity=False)
+    def command(name, run, help, parents=(common,), **kwargs):
+        sub = commands.add_parser(name, parents=list(parents), help=help,
+                                  description=kwargs.pop("description", help))
+        sub.set_defaults(run=run, creates_identity=kwargs.pop("creates_identity", False))
+        return sub
 
-    create = commands.add_parser("create", parents=[common], help="create a dataset")
+    command("status", _status, "list the datasets in the pool: owner, state, size limit, "
+            "used space, newest snapshot, replicas")
+    create = command("create", _create, "create a dataset owned by this node",
+                     creates_identity=True)
     create.add_argument("dataset_id", nargs="?", help="a lowercase UUID (default: a new one)")
-    create.add_argument("--size", type=_size, default=None,
-                        help="maximum size, e.g. 10G (default: no limit)")
-    create.set_defaults(run=_create, creates_identity=True)
-
-    resize = commands.add_parser("resize", parents=[common],
-                                 help="change a dataset's maximum size")
+    create.add_argument("--size", type=report.parse_size, default=None,
+                        help="size limit, e.g. 10G or 1.5T (default: none)")
+    resize = command("resize", _resize, "change a dataset's size limit")
     resize.add_argument("dataset_id")
-    resize.add_argument("size", type=_size, help="new maximum size, e.g. 20G, or 'none'")
-    resize.set_defaults(run=_resize, creates_identity=False)
-
-    destroy = commands.add_parser("destroy", parents=[common],
-                                  help="destroy a dataset and its snapshots")
+    resize.add_argument("size", type=report.parse_size, help="new size limit, e.g. 20G, or 'none'")
+    destroy = command("destroy", _destroy, "destroy a dataset and its snapshots")
     destroy.add_argument("dataset_id")
     destroy.add_argument("--force", action="store_true",
                          help="also destroy snapshots flocker-zfs did not take")
-    destroy.set_defaults(run=_destroy, creates_identity=False)
-
-    snapshot = commands.add_parser("snapshot", parents=[common], help="snapshot a dataset")
+    snapshot = command("snapshot", _snapshot, "snapshot a dataset")
     snapshot.add_argument("dataset_id")
     snapshot.add_argument("--name", default=None, help="snapshot name (default: generated)")
-    snapshot.set_defaults(run=_snapshot, creates_identity=False)
 
     peering = argparse.ArgumentParser(add_help=False)
     peering.add_argument("dataset_id", help="the dataset's id (a lowercase UUID)")
     peering.add_argument("peer", help="the peer: HOST, HOST:PORT or [IPV6]:PORT")
-    peering.add_argument("--ssh-identity", default=DEFAULT_IDENTITY,
-                         help="private key for peers (default: %(default)s)")
-    peering.add_argument("--ssh-known-hosts", default=DEFAULT_KNOWN_HOSTS,
-                         help="pinned host keys of the peers (default: %(default)s)")
-    peering.add_argument("--ssh-port", type=int, default=22,
-                         help="peers' SSH port unless PEER says (default: %(default)s)")
-    peering.add_argument("--ssh-cipher", default=None,
-                         help="e.g. aes128-gcm@openssh.com (default: ssh's choice)")
-
-    push = commands.add_parser("push", parents=[common, peering],
-                               help="send a dataset's changes to a peer's read-only replica")
-    push.set_defaults(run=_push, creates_identity=False)
-
-    handoff = commands.add_parser("handoff", parents=[common, peering],
-                                  help="make a peer the dataset's writable owner")
-    handoff.set_defaults(run=_handoff, creates_identity=False)
-
-    recover = commands.add_parser(
-        "recover", parents=[common, peering],
-        help="settle an interrupted handoff: ask the peer, then finish it (send the final "
-             "snapshot and acquire as needed) or, with --abort, take the dataset back")
+    _ssh_options(peering, defaults)
+    command("push", _push, "send a dataset's changes to a peer's read-only replica",
+            parents=(common, peering))
+    command("handoff", _handoff, "make a peer the dataset's writable owner",
+            parents=(common, peering))
+    recover = command(
+        "recover", _recover, "settle an interrupted handoff: ask the peer, then finish it "
+        "(or, with --abort, take the dataset back)", parents=(common, peering))
     recover.add_argument("--abort", action="store_true",
                          help="take the dataset back if the peer provably did not take it")
-    recover.set_defaults(run=_recover, creates_identity=False)
+
+    agent = command("agent", None, "run the reference dataset agent until SIGTERM or SIGINT",
+                    parents=(base,),
+                    description="Run the reference agent: converge this node to the "
+                                "deployment file named in the configuration, until SIGTERM "
+                                "or SIGINT. Needs --config (or %s)." % (DEFAULT_CONFIG,))
+    agent.set_defaults(standalone=_agent, json=False)
+    for module in (_init, _doctor):     # each adds its own standalone command
+        module.register(commands, common)
 
     # The forced command of the peer key in authorized_keys: answers one peer
     # request from SSH_ORIGINAL_COMMAND (see flocker_zfs._peerserve_main).
-    serve = commands.add_parser("peer-serve", help="answer one request from a peer "
-                                "(run by sshd as the peer key's forced command)")
-    serve.add_argument("--pool", default=DEFAULT_POOL,
-                       help="ZFS pool holding the datasets (default: %(default)s)")
-    serve.add_argument("--mount-root", default=DEFAULT_MOUNT_ROOT,
-                       help="directory datasets are mounted under (default: %(default)s)")
-    serve.add_argument("--node-file", default=DEFAULT_NODE_FILE,
-                       help="this node's identity file (default: %(default)s)")
-    serve.add_argument("--lock-dir", default=DEFAULT_LOCK_DIR,
+    serve = command("peer-serve", None, "answer one request from a peer (run by sshd as the "
+                    "peer key's forced command)", parents=(base, pool))
+    serve.add_argument("--lock-dir", default=DEFAULT_LOCK_DIR, metavar="DIR",
                        help="per-dataset lock files (default: %(default)s)")
-    serve.add_argument("--log-file", default=None,
-                       help="append eliot JSON logs of each request here")
-    serve.set_defaults(run=None, creates_identity=False)
+    serve.set_defaults(json=False)
     return parser
+
+
+def _ssh_options(parser, defaults):
+    parser.add_argument("--ssh-identity", metavar="PATH",
+                        help="private key for peers (default: the config's, else %s)"
+                             % (defaults.ssh_identity,))
+    parser.add_argument("--ssh-known-hosts", metavar="PATH",
+                        help="pinned host keys of the peers (default: the config's, else %s)"
+                             % (defaults.ssh_known_hosts,))
+    parser.add_argument("--ssh-port", type=int, metavar="PORT",
+                        help="peers' SSH port unless PEER says (default: the config's, "
+                             "else %d)" % (defaults.ssh_port,))
+    parser.add_argument("--ssh-cipher", metavar="CIPHER",
+                        help="e.g. aes128-gcm@openssh.com (default: the config's, else "
+                             "ssh's choice)")
+
+
+# -- running a command line ---------------------------------------------------
+
+def _apply_config(options, default_config):
+    """
+    Load ``--config`` (or ``default_config`` if it exists) into
+    ``options.config``, and fill every settings option left out with the
+    config's value, or the built-in default.
+
+    :raises ConfigError: the config is invalid, or is for another backend.
+    """
+    path = options.config
+    if path is None and os.path.exists(default_config):
+        path = default_config
+    options.default_config = default_config
+    options.config = load_config(path) if path is not None else None
+    settings = ZFSSettings() if options.config is None else options.config.settings
+    if not isinstance(settings, ZFSSettings):
+        raise ConfigError(
+            "%s configures backend %r; these commands manage the zfs backend"
+            % (options.config.source, options.config.backend),
+            fix="Pass --config with an agent.yml whose dataset backend is zfs.")
+    for name in SETTINGS_OPTIONS:
+        if getattr(options, name, None) is None:
+            setattr(options, name, getattr(settings, name))
 
 
 def _identity(options):
@@ -407,29 +429,106 @@ def _identity(options):
     return node_uuid
 
 
-def run(reactor, argv, out, err, runner=None, make_peer=SSHPeer):
+async def _dispatch(options, out, err, default_config, debug):
+    log = None
+    try:
+        log = report.LogFile(options.log_file) if options.log_file else None
+        _apply_config(options, default_config)
+        standalone = getattr(options, "standalone", None)
+        if standalone is _agent:
+            return await _agent(options, out, err)      # it handles shutdown itself
+        if standalone is not None:
+            status = await _interruptible(options.reactor, standalone(options, out, err))
+            return 0 if status is None else status
+        if options.run is None:
+            raise ConfigError("peer-serve answers requests from sshd, not from a terminal",
+                              fix="Use it only as the forced command of the peer key in "
+                                  "authorized_keys.")
+        backend = ZFSBackend(options.reactor, options.pool, options.mount_root,
+                             _identity(options), runner=options.runner)
+        await _interruptible(options.reactor, options.run(backend, options, out))
+        return 0
+    except FlockerZFSError as error:
+        return report.fail(error, options.json, out, err)
+    except CancelledError:
+        return report.fail(ConfigError(
+            "interrupted (SIGINT or SIGTERM) before %s finished; its commands were stopped"
+            % (options.command,),
+            fix="Run it again: an interrupted transfer continues from the last complete "
+                "snapshot, and `flocker-zfs recover` settles an interrupted handoff."),
+            options.json, out, err)
+    except Exception as error:
+        write_traceback()
+        return report.unexpected(error, options.log_file if log else None, err, debug)
+    finally:
+        if log is not None:
+            log.close()
+
+
+async def _interruptible(reactor, coroutine):
+    """
+    Run ``coroutine``, cancelling it (which kills its child processes) if
+    the reactor shuts down first (SIGINT, SIGTERM).
+
+    :raises CancelledError: it was interrupted.
+    """
+    d = Deferred.fromCoroutine(coroutine)
+    if not hasattr(reactor, "addSystemEventTrigger"):
+        return await d      # a bare test clock: it never shuts down
+    trigger = reactor.addSystemEventTrigger("before", "shutdown", d.cancel)
+    try:
+        return await d
+    finally:
+        try:
+            reactor.removeSystemEventTrigger(trigger)
+        except NotImplementedError:
+            pass    # MemoryReactor (tests) cannot; a cancel of a fired Deferred is a no-op
+
+
+def run(reactor, argv, out, err, runner=None, make_peer=SSHPeer,
+        default_config=DEFAULT_CONFIG, environ=None):
     """
     Run one command line on ``reactor``.
 
     :param runner: the ``IRunner`` for zfs commands (tests pass a fake);
-        default a process runner on ``reactor``.
+        ``None`` for real processes on ``reactor``.
     :param make_peer: ``callable(reactor, ssh_config, host, port)`` returning
         an ``IPeer`` (tests pass fake peers).
+    :param default_config: the config used without ``--config``, if it exists.
+    :param environ: the environment (default ``os.environ``), for
+        ``FLOCKER_ZFS_DEBUG``.
     :return: ``Deferred`` firing with the exit status.
     """
-    options = _parser().parse_args(argv)
-    options.reactor, options.err, options.make_peer = reactor, err, make_peer
+    environ = os.environ if environ is None else environ
+    try:
+        options = _parser(out).parse_args(argv)
+    except _Exit as done:
+        return succeed(done.status)
+    except UsageError as error:
+        return succeed(report.fail(error, "--json" in argv, out, err))
+    options.reactor, options.err = reactor, err
+    options.runner, options.make_peer = runner, make_peer
+    debug = environ.get(DEBUG_VARIABLE, "") not in ("", "0")
+    return Deferred.fromCoroutine(_dispatch(options, out, err, default_config, debug))
 
-    async def go():
-        try:
-            backend = ZFSBackend(reactor, options.pool, options.mount_root,
-                                 _identity(options), runner=runner)
-            await options.run(backend, options, out)
-        except FlockerZFSError as error:
-            err.write("flocker-zfs: error: %s\n" % (error,))
-            return 1
-        return 0
-    return Deferred.fromCoroutine(go())
+
+def _peer_serve(argv):
+    """
+    The ``peer-serve`` process: the forced command's options (and
+    ``--config``), then :func:`serve_main`.  :return: the exit status.
+    """
+    try:
+        options = _parser(sys.stdout).parse_args(argv)
+        _apply_config(options, DEFAULT_CONFIG)
+    except _Exit as done:
+        return done.status
+    except FlockerZFSError as error:
+        # The peer reads one JSON response from stdout, whatever happened.
+        sys.stdout.buffer.write(encode_error(error))
+        sys.stdout.flush()
+        return report.fail(error, False, None, sys.stderr)
+    # fd 0 is the ssh channel: a receive's stream goes from it to zfs.
+    return serve_main(options, os.environ, 0, sys.stdout, sys.stderr)
 
 
 def main(argv=None):
@@ -438,9 +537,7 @@ def main(argv=None):
     """
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["peer-serve"]:
-        options = _parser().parse_args(argv)
-        # fd 0 is the ssh channel: a receive's stream goes from it to zfs.
-        sys.exit(serve_main(options, os.environ, 0, sys.stdout, sys.stderr))
+        sys.exit(_peer_serve(argv))
 
     def go(reactor):
         d = run(reactor, argv, sys.stdout, sys.stderr)
