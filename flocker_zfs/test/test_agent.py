@@ -658,6 +658,45 @@ class StopTests(SynchronousTestCase):
             self.assertEqual((step, replica.owner, replica.handoff),
                              (step, cluster.uuid("b"), None))
 
+    def test_primary_back_after_crash(self):
+        """
+        An agent dies at any step of a handoff to ``b``, and the file is
+        changed back to ``a`` before a new agent starts on ``a``: the cluster
+        converges without manual repair, ``a`` the one writable owner with
+        the latest data and no handoff marker left.
+        """
+        for step in STEPS:
+            cluster = Cluster(self)
+            x = new_id()
+            cluster.deployment([(x, "a", [], [])])
+            cluster.start("b")
+            node = cluster.nodes["a"]
+
+            def crash(name, step=step):
+                if name == step:
+                    raise SimulatedCrash(name)
+            crashing = cluster.agent("a", replicator=Replicator(
+                node.backend, cluster.clock, faults=crash,
+                open_writers=lambda path: succeed([])))
+            crashing.startService()
+            cluster.path_of("a", x, "f").setContent(b"latest")
+            cluster.deployment([(x, "b", [], [])])
+            cluster.advance()
+            self.successResultOf(crashing.stopService())
+            cluster.deployment([(x, "a", [], [])])
+            cluster.start("a")
+            cluster.advance(10)
+            self.assertEqual((step, cluster.writable(x), cluster.dataset("a", x).handoff),
+                             (step, ["a"], None))
+            self.assertEqual((step, cluster.path_of("a", x, "f").getContent()),
+                             (step, b"latest"))
+
+    test_primary_back_after_crash.todo = (
+        "after a crash at 'acquire-marked' the deployer plans RecoverHandoff(abort=True), "
+        "which the replicator refuses (HandoffInDoubt) on every iteration: no node is "
+        "writable until an operator runs recover without --abort (flocker_zfs/_deployer.py "
+        "_recovery should ask for abort only when the marker has no ':acquiring')")
+
 
 class LoggingTests(SynchronousTestCase):
     """
