@@ -24,7 +24,7 @@ from ._checks import (
     judge_private_key_mode, judge_serve_line, judge_shared_file, passed)
 from ._initsteps import (
     ToolFailed, host_token, parse_known_hosts, parse_peer, parse_public_key, recorded_keys,
-    run_tool, split_authorized_line)
+    run_tool, setting, split_authorized_line)
 from ._protocol import HELLO
 from ._runner import ProcessRunner
 from ._ssh import SSHConfig, validate_port
@@ -54,12 +54,15 @@ def register(commands_parser, common):
         description="Check ZFS, the pool, the mount root, the node identity, the SSH key, "
                     "known_hosts, authorized_keys and each peer; print what to fix. Exit "
                     "status 0 only if every check passes. Changes nothing.")
-    parser.add_argument("--ssh-identity", default=DEFAULT_IDENTITY, metavar="PATH",
-                        help="this node's peer key (default: %(default)s)")
-    parser.add_argument("--ssh-known-hosts", default=DEFAULT_KNOWN_HOSTS, metavar="PATH",
-                        help="pinned host keys of the peers (default: %(default)s)")
-    parser.add_argument("--ssh-port", type=int, default=22, metavar="PORT",
-                        help="peers' SSH port when --peer gives none (default: %(default)s)")
+    parser.add_argument("--ssh-identity", default=None, metavar="PATH",
+                        help="this node's peer key (default: the config's, else %s)"
+                             % (DEFAULT_IDENTITY,))
+    parser.add_argument("--ssh-known-hosts", default=None, metavar="PATH",
+                        help="pinned host keys of the peers (default: the config's, else %s)"
+                             % (DEFAULT_KNOWN_HOSTS,))
+    parser.add_argument("--ssh-port", type=int, default=None, metavar="PORT",
+                        help="peers' SSH port when --peer gives none (default: the config's, "
+                             "else 22)")
     parser.add_argument("--peer", action="append", default=[], metavar="HOST[:PORT]",
                         help="check that this peer answers over SSH (repeatable)")
     parser.add_argument("--deployment", metavar="PATH", default=None,
@@ -121,9 +124,12 @@ class _Doctor(object):
         self.reactor = options.reactor
         self.zfs = options.runner or ProcessRunner(options.reactor)
         self.tools = getattr(options, "tools", None) or ProcessRunner(options.reactor)
-        self.pool = validate_pool_name(options.pool)
-        self.mount_root = validate_mount_root(options.mount_root)
-        self.port = validate_port(options.ssh_port)
+        self.pool = validate_pool_name(setting(options, "pool"))
+        self.mount_root = validate_mount_root(setting(options, "mount_root"))
+        self.node_file = setting(options, "node_file")
+        self.identity = setting(options, "ssh_identity")
+        self.known_hosts = setting(options, "ssh_known_hosts")
+        self.port = validate_port(setting(options, "ssh_port"))
         self.peers = [parse_peer(text, self.port) for text in options.peer]
         self.node_uuid = None
         self.known = None
@@ -209,7 +215,7 @@ class _Doctor(object):
                       % (path, parent), fix)
 
     def _identity(self):
-        path = self.options.node_file
+        path = self.node_file
         if not os.path.exists(path):
             return failed("node identity", "%s does not exist" % (path,),
                           "`flocker-zfs init --node-file %s` creates it. If this node owned "
@@ -223,7 +229,7 @@ class _Doctor(object):
         return bad or passed("node identity", "node %s (%s)" % (self.node_uuid, path))
 
     async def _ssh_identity(self):
-        path = self.options.ssh_identity
+        path = self.identity
         if not os.path.isfile(path):
             return failed("ssh identity", "%s does not exist" % (path,),
                           "`flocker-zfs init --ssh-identity %s` creates it." % (path,))
@@ -243,7 +249,7 @@ class _Doctor(object):
                       % (path, key.key_type, key.fingerprint(), _mode(info)))
 
     def _known_hosts(self):
-        path = self.options.ssh_known_hosts
+        path = self.known_hosts
         try:
             with open(path, encoding="utf-8", errors="replace") as handle:
                 text = handle.read()
@@ -278,7 +284,7 @@ class _Doctor(object):
             return bad
         expected = {"--pool": (self.pool, _SERVE_DEFAULTS["--pool"]),
                     "--mount-root": (self.mount_root, _SERVE_DEFAULTS["--mount-root"]),
-                    "--node-file": (self.options.node_file, _SERVE_DEFAULTS["--node-file"])}
+                    "--node-file": (self.node_file, _SERVE_DEFAULTS["--node-file"])}
         found, problems = 0, []
         for number, text in enumerate(lines, 1):
             parsed = split_authorized_line(text)
@@ -302,14 +308,13 @@ class _Doctor(object):
     def _deployment_path(self):
         if self.options.deployment:
             return self.options.deployment
+        # The dispatcher leaves the loaded AgentConfig (or None) in --config.
         config = getattr(self.options, "config", None)
-        if not config or not os.path.exists(config):
-            return None
-        try:
+        settings = getattr(config, "settings", None)
+        if isinstance(config, str):
             from ._config import load_config
-        except ImportError:
-            return None
-        return getattr(load_config(config).settings, "deployment", None)
+            settings = load_config(config).settings
+        return getattr(settings, "deployment", None)
 
     def _deployment(self, peers):
         """Add the deployment file's other nodes to ``peers``."""
@@ -339,11 +344,11 @@ class _Doctor(object):
             return failed(name, "not checked: known_hosts is missing",
                           "Fix known_hosts first (see above).")
         if not recorded_keys(self.known, token)[0]:
-            return failed(name, "no host key for %s in %s" % (token, self.options.ssh_known_hosts),
+            return failed(name, "no host key for %s in %s" % (token, self.known_hosts),
                           "`flocker-zfs init --peer %s:%d` records it (compare the fingerprint "
                           "it prints with the peer's own)." % (host, port))
-        config = SSHConfig(identity=self.options.ssh_identity,
-                           known_hosts=self.options.ssh_known_hosts, port=port)
+        config = SSHConfig(identity=self.identity,
+                           known_hosts=self.known_hosts, port=port)
         peer = self.options.make_peer(self.reactor, config, host, port)
         d = peer.call(HELLO)
         d.addTimeout(HELLO_TIMEOUT, self.reactor)

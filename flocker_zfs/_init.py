@@ -27,7 +27,7 @@ from ._initsteps import (
     SCAN_ARGUMENT, STATE_FILE, InitRefused, ToolFailed, authorized_keys_line,
     decide_host_key, host_token, known_hosts_line, load_peer_key, load_state,
     parse_keyscan, parse_known_hosts, parse_peer, parse_public_key, parse_size,
-    read_public_key, run_tool, save_state, serve_argv, split_authorized_line,
+    read_public_key, run_tool, save_state, serve_argv, setting, split_authorized_line,
     validate_peer_from)
 from ._runner import ProcessRunner
 from ._ssh import validate_path, validate_port
@@ -69,14 +69,17 @@ def register(commands_parser, common):
     parser.add_argument("--config-dir", default=DEFAULT_CONFIG_DIR, metavar="DIR",
                         help="where init records what it created, in %s (default: "
                              "%%(default)s)" % (STATE_FILE,))
-    parser.add_argument("--ssh-identity", default=DEFAULT_IDENTITY, metavar="PATH",
-                        help="this node's peer key (default: %(default)s)")
+    parser.add_argument("--ssh-identity", default=None, metavar="PATH",
+                        help="this node's peer key (default: the config's, else %s)"
+                             % (DEFAULT_IDENTITY,))
     parser.add_argument("--adopt-existing-key", action="store_true",
                         help="use an existing key at --ssh-identity that init did not create")
-    parser.add_argument("--ssh-known-hosts", default=DEFAULT_KNOWN_HOSTS, metavar="PATH",
-                        help="pinned host keys of the peers (default: %(default)s)")
-    parser.add_argument("--ssh-port", type=int, default=22, metavar="PORT",
-                        help="peers' SSH port when --peer gives none (default: %(default)s)")
+    parser.add_argument("--ssh-known-hosts", default=None, metavar="PATH",
+                        help="pinned host keys of the peers (default: the config's, else %s)"
+                             % (DEFAULT_KNOWN_HOSTS,))
+    parser.add_argument("--ssh-port", type=int, default=None, metavar="PORT",
+                        help="peers' SSH port when --peer gives none (default: the config's, "
+                             "else 22)")
     parser.add_argument("--peer", action="append", default=[], metavar="HOST[:PORT]",
                         help="record this peer's host key (repeatable); check the printed "
                              "fingerprint against the peer's own")
@@ -105,7 +108,7 @@ async def run_init(options, out, err):
         the refusal comes from the inspection.
     """
     work = _Init(options)
-    with start_action(action_type=CLI_INIT, pool=options.pool) as action:
+    with start_action(action_type=CLI_INIT, pool=work.pool) as action:
         await work.inspect()
         await work.apply()
         action.add_success_fields(created=work.created, reused=work.reused)
@@ -156,18 +159,18 @@ class _Init(object):
         self.options = options
         self.zfs = options.runner or ProcessRunner(options.reactor)
         self.tools = getattr(options, "tools", None) or ProcessRunner(options.reactor)
-        self.pool = validate_pool_name(options.pool)
-        self.mount_root = validate_mount_root(options.mount_root)
-        self.node_file = _absolute("--node-file", options.node_file)
+        self.pool = validate_pool_name(setting(options, "pool"))
+        self.mount_root = validate_mount_root(setting(options, "mount_root"))
+        self.node_file = _absolute("--node-file", setting(options, "node_file"))
         self.config_dir = _absolute("--config-dir", options.config_dir)
         self.state_path = os.path.join(self.config_dir, STATE_FILE)
-        self.identity = validate_path("ssh identity", options.ssh_identity)
-        self.known_hosts = validate_path("ssh known_hosts", options.ssh_known_hosts)
+        self.identity = validate_path("ssh identity", setting(options, "ssh_identity"))
+        self.known_hosts = validate_path("ssh known_hosts", setting(options, "ssh_known_hosts"))
         self.size = parse_size(options.pool_size)
         self.pool_file = (_absolute("--pool-file", options.pool_file)
                           if options.pool_file else None)
         self.device = _absolute("--device", options.device) if options.device else None
-        port = validate_port(options.ssh_port)
+        port = validate_port(setting(options, "ssh_port"))
         self.peers = [parse_peer(text, port) for text in options.peer]
         self.peer_from = validate_peer_from(options.peer_from) if options.peer_from else []
         self.peer_keys = [load_peer_key(value) for value in options.peer_key]

@@ -79,6 +79,29 @@ class HostKeyChanged(FlockerZFSError):
            "init again; otherwise treat this as an attack.")
 
 
+# -- options -------------------------------------------------------------------
+
+#: Built-in defaults of the settings an option may leave out (the dispatcher
+#: fills them from --config first, when there is one).
+DEFAULTS = {
+    "pool": "flocker",
+    "mount_root": "/flocker",
+    "node_file": "/etc/flocker/node.json",
+    "ssh_identity": "/etc/flocker/id_rsa_flocker",
+    "ssh_known_hosts": "/etc/flocker/known_hosts",
+    "ssh_port": 22,
+}
+
+
+def setting(options, name):
+    """
+    :return: option ``name`` of ``options``, or its built-in default when
+        it was left out (``None``).
+    """
+    value = getattr(options, name, None)
+    return DEFAULTS[name] if value is None else value
+
+
 # -- sizes and addresses -------------------------------------------------------
 
 _UNITS = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}

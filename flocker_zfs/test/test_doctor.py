@@ -59,6 +59,16 @@ class Deployment(PClass):
     nodes = field()
 
 
+class Settings(PClass):
+    """Stand-in for Part 1's ``ZFSSettings``."""
+    deployment = field(type=str)
+
+
+class AgentConfig(PClass):
+    """Stand-in for Part 1's ``AgentConfig``, as the dispatcher leaves it in --config."""
+    settings = field()
+
+
 class DoctorTests(SynchronousTestCase):
     """
     Tests for ``flocker-zfs doctor``.
@@ -386,6 +396,16 @@ class DoctorTests(SynchronousTestCase):
         self.assertTrue(checks[name]["ok"])
         self.assertEqual(checks["deployment"]["detail"],
                          "/etc/flocker/deployment.yml: 1 other node(s)")
+
+    def test_deployment_from_config(self):
+        """
+        Without ``--deployment``, the deployment file the configuration names
+        is checked.
+        """
+        load, loaded = self.deployment(self.peer_node.node_uuid)
+        config = AgentConfig(settings=Settings(deployment="/srv/deployment.yml"))
+        status, _ = self.checks(load_deployment=load, config=config)
+        self.assertEqual((status, loaded), (0, ["/srv/deployment.yml"]))
 
     def test_deployment_wrong_uuid(self):
         """

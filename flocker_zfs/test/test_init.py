@@ -154,9 +154,10 @@ def build_parser():
     """
     parser = argparse.ArgumentParser(prog="flocker-zfs")
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--pool", default="flocker")
-    common.add_argument("--mount-root", default="/flocker")
-    common.add_argument("--node-file", default="/etc/flocker/node.json")
+    # Left out, they are None: the dispatcher fills them from --config.
+    common.add_argument("--pool")
+    common.add_argument("--mount-root")
+    common.add_argument("--node-file")
     common.add_argument("--json", action="store_true")
     common.add_argument("--config", default=None)
     common.add_argument("--log-file", default=None)
