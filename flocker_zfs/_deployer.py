@@ -162,7 +162,8 @@ def _scan_each(open_files, paths):
     """
     paths = list(paths)
     d = gatherResults([maybeDeferred(open_files, path) for path in paths], consumeErrors=True)
-    d.addCallback(lambda found: dict(zip(paths, found)))
+    d.addCallbacks(lambda found: dict(zip(paths, found)),
+                   lambda failure: failure.value.subFailure)  # the scan's own error
     return d
 
 

@@ -1,0 +1,877 @@
+"""
+Tests for :mod:`flocker_zfs._deployer`: discovering this node's state, the
+node state as JSON for peers, and the pure plan :func:`calculate_changes`.
+"""
+
+import json
+import os
+import subprocess
+import uuid
+
+from eliot.testing import assertHasAction, capture_logging
+from hypothesis import given, settings, strategies as st
+from twisted.internet.defer import fail, succeed
+from twisted.internet.testing import MemoryReactorClock
+from twisted.trial.unittest import SynchronousTestCase
+
+from .._actions import DEPLOYER_DISCOVER
+from .._deployer import (
+    ClusterState, InUseScanFailed, InvalidNodeState, NodeState, calculate_changes,
+    discover_state, node_state_from_json, node_state_to_json, processes_using)
+from .._deployment import DesiredDataset, Deployment, NodeAddress
+from .._statechanges import (
+    CreateDataset, DeleteDataset, HandoffDataset, InParallel, PushDataset, RecoverHandoff,
+    ResizeDataset, Sequentially)
+from ..errors import PoolNotFound
+from ..model import Dataset, Snapshot
+from ..testing import make_fake_backend
+
+MiB = 1024 * 1024
+
+#: Nodes of the deployment, and one that answers but is not in it.
+N0, N1, N2, OUTSIDER = ["%08x-0000-4000-8000-%012x" % (i, i) for i in range(1, 5)]
+NODES = (N0, N1, N2)
+#: Datasets of the deployment, and one that is not in it.
+D0, D1, D2, UNLISTED = ["%08x-1111-4111-8111-%012x" % (i, i) for i in range(1, 5)]
+
+
+def desired(*datasets, nodes=NODES):
+    return Deployment(
+        nodes={n: NodeAddress(uuid=n, address="10.0.0.%d" % (i + 1,))
+               for i, n in enumerate(nodes)},
+        datasets={d.dataset_id: d for d in datasets})
+
+
+def want(dataset_id, primary, replicas=(), deleted=False, maximum_size=None):
+    return DesiredDataset(dataset_id=dataset_id, primary=primary, replicas=replicas,
+                          deleted=deleted, maximum_size=maximum_size)
+
+
+def copy(dataset_id, owner, writable=False, guids=(7,), maximum_size=None, handoff=None):
+    return Dataset(dataset_id=dataset_id, owner=owner, writable=writable,
+                   maximum_size=maximum_size, handoff=handoff,
+                   snapshots=[Snapshot(name="s%d" % (g,), guid=g, createtxg=g)
+                              for g in guids])
+
+
+def node(node_uuid, *datasets, in_use=()):
+    return NodeState(node_uuid=node_uuid, datasets={d.dataset_id: d for d in datasets},
+                     in_use=in_use)
+
+
+def cluster(*states):
+    return ClusterState(nodes={s.node_uuid: s for s in states})
+
+
+def plan_for(deployment, states, me):
+    """
+    :return: the plan of node ``me`` when ``states`` are the nodes that
+        answered (``me`` among them).
+    """
+    local = [s for s in states if s.node_uuid == me][0]
+    return calculate_changes(deployment, cluster(*states), local)
+
+
+def flatten(change):
+    """
+    :return: the leaf changes of ``change``, in order.
+    """
+    if isinstance(change, (Sequentially, InParallel)):
+        return [leaf for child in change.changes for leaf in flatten(child)]
+    return [change]
+
+
+# -- discovery ---------------------------------------------------------------------
+
+class DiscoverStateTests(SynchronousTestCase):
+    """
+    Tests for :func:`discover_state` on a fake backend.
+    """
+
+    def setUp(self):
+        self.root = os.path.abspath(self.mktemp())
+        self.backend, self.fake = make_fake_backend(self.root)
+        self.addCleanup(self.fake.unmount_all)
+        self.first, self.second = str(uuid.uuid4()), str(uuid.uuid4())
+        self.successResultOf(self.backend.create(self.first, maximum_size=8 * MiB))
+        self.successResultOf(self.backend.create(self.second))
+
+    def test_datasets(self):
+        """
+        The state holds what the backend discovers, under this node's uuid;
+        nothing is in use when no process uses the mountpoints.
+        """
+        state = self.successResultOf(discover_state(
+            self.backend, open_files=lambda path: succeed([])))
+        pool = self.successResultOf(self.backend.discover())
+        self.assertEqual(state, NodeState(node_uuid=self.backend.node_uuid,
+                                          datasets=pool.datasets, in_use=[]))
+
+    def test_one_discovery(self):
+        """
+        Discovering the state runs exactly the commands of one
+        ``backend.discover()``, whatever the number of datasets.
+        """
+        self.successResultOf(self.backend.discover())
+        before = len(self.fake.commands)
+        self.successResultOf(self.backend.discover())
+        one = self.fake.commands[before:]
+        before = len(self.fake.commands)
+        self.successResultOf(discover_state(self.backend, open_files=lambda p: succeed([])))
+        self.assertEqual(self.fake.commands[before:], one)
+
+    def test_in_use(self):
+        """
+        A dataset whose mountpoint a process uses is in use; only mounted
+        datasets' mountpoints are scanned.
+        """
+        self.successResultOf(self.fake.run(["zfs", "unmount", "flocker/" + self.second]))
+        asked = []
+
+        def open_files(path):
+            asked.append(path)
+            return succeed([4242] if path == self.backend.path(self.first).path else [])
+        state = self.successResultOf(discover_state(self.backend, open_files=open_files))
+        self.assertEqual((state.in_use, asked),
+                         ({self.first}, [self.backend.path(self.first).path]))
+
+    def test_default_scan(self):
+        """
+        By default ``/proc`` is scanned: a file open for reading in a dataset
+        makes it in use.
+        """
+        path = self.backend.path(self.second).child("f")
+        path.setContent(b"x")
+        with open(path.path, "rb"):
+            state = self.successResultOf(discover_state(self.backend))
+        self.assertEqual(state.in_use, {self.second})
+        self.assertEqual(self.successResultOf(discover_state(self.backend)).in_use, set())
+
+    def test_scan_fails(self):
+        """
+        A failed in-use scan fails the discovery: in use is never guessed.
+        """
+        d = discover_state(self.backend, open_files=lambda path: fail(
+            InUseScanFailed("no /proc")))
+        self.failureResultOf(d, InUseScanFailed)
+
+    def test_discovery_fails(self):
+        """
+        A failed discovery fails; it never reports an empty node.
+        """
+        class Broken(object):
+            node_uuid = N0
+
+            def discover(self):
+                return fail(PoolNotFound(subject="flocker"))
+        self.failureResultOf(discover_state(Broken(), open_files=lambda p: succeed([])),
+                             PoolNotFound)
+
+    @capture_logging(None)
+    def test_logged(self, logger):
+        """
+        Discovery is a ``DEPLOYER_DISCOVER`` action naming the node and, on
+        success, the datasets counted and those in use.
+        """
+        self.successResultOf(discover_state(
+            self.backend, open_files=lambda path: succeed([1]) if self.first in path
+            else succeed([])))
+        assertHasAction(self, logger, DEPLOYER_DISCOVER, True,
+                        startFields={"node_uuid": self.backend.node_uuid},
+                        endFields={"datasets": 2, "in_use": [self.first]})
+
+
+class ProcessesUsingTests(SynchronousTestCase):
+    """
+    Tests for :func:`processes_using` on a made-up ``/proc`` tree and on the
+    real one.
+    """
+
+    def setUp(self):
+        self.proc = os.path.abspath(self.mktemp())
+        os.makedirs(self.proc)
+
+    def process(self, pid, cwd="/", root="/", fds=(), maps=()):
+        base = os.path.join(self.proc, str(pid))
+        os.makedirs(os.path.join(base, "fd"))
+        os.symlink(cwd, os.path.join(base, "cwd"))
+        os.symlink(root, os.path.join(base, "root"))
+        for i, target in enumerate(fds):
+            os.symlink(target, os.path.join(base, "fd", str(i)))
+        with open(os.path.join(base, "maps"), "w") as handle:
+            for target in maps:
+                handle.write("7f00-7f01 r--s 00000000 00:2a 12 %s\n" % (target,))
+
+    def test_each_kind_of_use(self):
+        """
+        An open file, a mapped file, a working directory and a root directory
+        under a path each count; uses elsewhere (even with a common prefix)
+        do not.
+        """
+        self.process(10, fds=["/flocker/a/file", "/dev/null"])
+        self.process(11, maps=["/flocker/a/lib.so"])
+        self.process(12, cwd="/flocker/a/sub")
+        self.process(13, root="/flocker/a")
+        self.process(14, cwd="/flocker/ab", fds=["/flocker/abc/f"], maps=["/lib/x.so"])
+        self.process(15, fds=["/flocker/b"])
+        os.makedirs(os.path.join(self.proc, "self"))
+        self.assertEqual(processes_using(["/flocker/a", "/flocker/b", "/flocker/c"],
+                                         proc=self.proc),
+                         {"/flocker/a": [10, 11, 12, 13], "/flocker/b": [15],
+                          "/flocker/c": []})
+
+    def test_vanished_process(self):
+        """
+        A process without readable entries (gone meanwhile) is skipped.
+        """
+        os.makedirs(os.path.join(self.proc, "20"))
+        self.process(21, fds=["/flocker/a/f"])
+        self.assertEqual(processes_using(["/flocker/a"], proc=self.proc),
+                         {"/flocker/a": [21]})
+
+    def test_no_proc(self):
+        """
+        When ``/proc`` cannot be listed the scan fails rather than say
+        "not in use".
+        """
+        with self.assertRaises(InUseScanFailed):
+            processes_using(["/flocker/a"], proc=os.path.join(self.proc, "missing"))
+
+    def test_no_paths(self):
+        """
+        With nothing to look for nothing is read.
+        """
+        self.assertEqual(processes_using([], proc=os.path.join(self.proc, "missing")), {})
+
+    def test_real_working_directory(self):
+        """
+        On the real ``/proc``, a child process whose working directory is
+        under the path is found.
+        """
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        child = subprocess.Popen(["sleep", "30"], cwd=directory)
+        self.addCleanup(child.wait)
+        self.addCleanup(child.kill)
+        self.assertIn(child.pid, processes_using([directory])[directory])
+
+    def test_real_reader(self):
+        """
+        On the real ``/proc``, this process reading a file under the path is
+        found.
+        """
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        with open(os.path.join(directory, "f"), "w"):
+            pass
+        with open(os.path.join(directory, "f"), "rb"):
+            self.assertIn(os.getpid(), processes_using([directory])[directory])
+        self.assertNotIn(os.getpid(), processes_using([directory])[directory])
+
+    def test_default_without_threads(self):
+        """
+        ``discover_state`` scans at once on a reactor without a thread pool
+        (the memory reactor), giving a result without iterating it.
+        """
+        backend, fake = make_fake_backend(os.path.abspath(self.mktemp()),
+                                          reactor=MemoryReactorClock())
+        self.addCleanup(fake.unmount_all)
+        self.assertEqual(self.successResultOf(discover_state(backend)).datasets, {})
+
+
+# -- JSON -------------------------------------------------------------------------
+
+def sample_state():
+    return NodeState(node_uuid=N0, datasets={
+        D0: Dataset(dataset_id=D0, owner=N0, generation=3, writable=True,
+                    maximum_size=8 * MiB, used=123, referenced=100,
+                    mountpoint="/flocker/" + D0, mounted=True, origin=None,
+                    handoff="%s:4:acquiring" % (N1,), peer_bases={N1: 2 ** 64 - 1},
+                    resume_token=None,
+                    snapshots=[Snapshot(name="flocker-x", guid=2 ** 64 - 1, createtxg=9,
+                                        managed=True),
+                               Snapshot(name="user snap", guid=5, createtxg=10)]),
+        D1: Dataset(dataset_id=D1)}, in_use=[D0])
+
+
+class NodeStateJSONTests(SynchronousTestCase):
+    """
+    Tests for :func:`node_state_to_json` and :func:`node_state_from_json`.
+    """
+
+    def test_round_trip(self):
+        """
+        A state survives JSON exactly, with guids as decimal strings.
+        """
+        state = sample_state()
+        obj = node_state_to_json(state)
+        self.assertEqual(obj["datasets"][D0]["snapshots"][0]["guid"], str(2 ** 64 - 1))
+        self.assertEqual(obj["datasets"][D0]["peer_bases"], {N1: str(2 ** 64 - 1)})
+        self.assertEqual(node_state_from_json(json.loads(json.dumps(obj))), state)
+
+    def mangle(self, change):
+        obj = json.loads(json.dumps(node_state_to_json(sample_state())))
+        change(obj)
+        with self.assertRaises(InvalidNodeState) as caught:
+            node_state_from_json(obj)
+        return str(caught.exception)
+
+    def test_rejects(self):
+        """
+        Each kind of malformed field is refused, naming the field.
+        """
+        def setter(*path_and_value):
+            *path, key, value = path_and_value
+
+            def change(obj):
+                for part in path:
+                    obj = obj[part]
+                obj[key] = value
+            return change
+        snap = ("datasets", D0, "snapshots", 0)
+        cases = [
+            (setter("node_uuid", "NODE"), "node_uuid: expected a lowercase UUID"),
+            (setter("datasets", "not-a-uuid", {}), "datasets key"),
+            (setter("in_use", [D2]), "in_use[0]: expected a dataset listed"),
+            (setter("in_use", "x"), "in_use: expected a list"),
+            (setter("datasets", []), "datasets: expected an object"),
+            (setter("extra", 1), "unknown: ['extra']"),
+            (setter("datasets", D0, "generation", True), "generation: expected an integer"),
+            (setter("datasets", D0, "generation", -1), "generation: expected an integer"),
+            (setter("datasets", D0, "used", 2 ** 64), "used: expected an integer"),
+            (setter("datasets", D0, "used", 1.5), "used: expected an integer"),
+            (setter("datasets", D0, "maximum_size", 0), "maximum_size: expected an integer"),
+            (setter("datasets", D0, "writable", 1), "writable: expected true or false"),
+            (setter("datasets", D0, "owner", "me"), "owner: expected a lowercase UUID"),
+            (setter("datasets", D0, "mountpoint", "/a\nb"), "mountpoint: expected a string"),
+            (setter("datasets", D0, "handoff", 5), "handoff: expected a string"),
+            (setter("datasets", D0, "peer_bases", {"x": "1"}), "peer_bases key"),
+            (setter("datasets", D0, "peer_bases", {N1: 1}), "expected a guid"),
+            (setter("datasets", D0, "peer_bases", []), "peer_bases: expected an object"),
+            (setter("datasets", D0, "snapshots", {}), "snapshots: expected a list"),
+            (setter(*snap, "guid", 5), "snapshots[0].guid: expected a guid"),
+            (setter(*snap, "guid", str(2 ** 64)), "snapshots[0].guid: expected a guid"),
+            (setter(*snap, "guid", "-1"), "snapshots[0].guid: expected a guid"),
+            (setter(*snap, "name", "-o x;rm"), "snapshots[0].name: expected a ZFS"),
+            (setter(*snap, "managed", "yes"), "snapshots[0].managed: expected true"),
+            (setter(*snap, "createtxg", None), "snapshots[0].createtxg: expected an"),
+        ]
+        for change, expected in cases:
+            self.assertIn(expected, self.mangle(change), expected)
+
+    def test_missing_key(self):
+        """
+        A missing key is named.
+        """
+        message = self.mangle(lambda obj: obj["datasets"][D0].pop("owner"))
+        self.assertIn("missing: ['owner']", message)
+
+    def test_not_an_object(self):
+        """
+        Anything but an object at the top is refused.
+        """
+        for value in (None, [], "x", 3):
+            with self.assertRaises(InvalidNodeState):
+                node_state_from_json(value)
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.recursive(
+        st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=8),
+                  st.sampled_from([N0, D0, "1", str(2 ** 64)])),
+        lambda children: st.one_of(
+            st.lists(children, max_size=3),
+            st.dictionaries(st.sampled_from(["node_uuid", "datasets", "in_use", D0, N0,
+                                             "owner", "snapshots", "guid", "name"]),
+                            children, max_size=4)),
+        max_leaves=15))
+    def test_garbage(self, value):
+        """
+        Garbage gives a :class:`NodeState` or :class:`InvalidNodeState`,
+        never another exception.
+        """
+        try:
+            result = node_state_from_json(value)
+        except InvalidNodeState:
+            pass
+        else:
+            self.assertIsInstance(result, NodeState)
+
+
+# -- planning: one example per rule ------------------------------------------------
+
+class CalculateChangesTests(SynchronousTestCase):
+    """
+    One example per rule of :func:`calculate_changes`, seen from the node
+    whose plan is computed.
+    """
+
+    def test_converged_empty(self):
+        """
+        Owner on the primary, replicas up to date: nothing to do anywhere.
+        """
+        deployment = desired(want(D0, N0, replicas=[N1]))
+        states = [node(N0, copy(D0, N0, writable=True)), node(N1, copy(D0, N0)), node(N2)]
+        for me in NODES:
+            self.assertEqual(plan_for(deployment, states, me), InParallel(changes=[]))
+
+    def test_unlisted_untouched(self):
+        """
+        A dataset that is not in the deployment is never touched, whatever
+        its state (even an interrupted handoff, or owned here elsewhere).
+        """
+        states = [node(N0, copy(UNLISTED, N0, writable=True),
+                       copy(D1, N0, handoff="%s:2" % (N1,)), in_use=[UNLISTED]),
+                  node(N1), node(N2)]
+        self.assertEqual(plan_for(desired(), states, N0).changes, [])
+
+    def test_create(self):
+        """
+        With every node known and no copy anywhere, the primary creates the
+        dataset and pushes it to the replicas; the other nodes do nothing.
+        """
+        deployment = desired(want(D0, N0, replicas=[N1, N2, N0], maximum_size=8 * MiB))
+        states = [node(N0), node(N1), node(N2)]
+        self.assertEqual(plan_for(deployment, states, N0).changes, [Sequentially(
+            dataset_id=D0, changes=[CreateDataset(dataset_id=D0, maximum_size=8 * MiB),
+                                    PushDataset(dataset_id=D0, node_uuid=N1),
+                                    PushDataset(dataset_id=D0, node_uuid=N2)])])
+        for me in (N1, N2):
+            self.assertEqual(plan_for(deployment, states, me).changes, [])
+
+    def test_create_needs_everyone(self):
+        """
+        No create while a node of the deployment is unknown: it may hold the
+        dataset.
+        """
+        deployment = desired(want(D0, N0))
+        self.assertEqual(plan_for(deployment, [node(N0), node(N1)], N0).changes, [])
+
+    def test_no_create_when_held_elsewhere(self):
+        """
+        No create when any known node holds a copy, owned or replica, even a
+        node outside the deployment.
+        """
+        deployment = desired(want(D0, N0))
+        for holder in (node(N1, copy(D0, N1, writable=True)), node(N1, copy(D0, N2))):
+            states = [node(N0), holder, node(N2)]
+            self.assertEqual(plan_for(deployment, states, N0).changes, [])
+        states = [node(N0), node(N1), node(N2), node(OUTSIDER, copy(D0, OUTSIDER))]
+        self.assertEqual(plan_for(deployment, states, N0).changes, [])
+
+    def test_replica_on_primary(self):
+        """
+        A primary holding only a replica waits for the owner to hand it over.
+        """
+        deployment = desired(want(D0, N0))
+        states = [node(N0, copy(D0, N1)), node(N1), node(N2)]
+        self.assertEqual(plan_for(deployment, states, N0).changes, [])
+
+    def test_push_missing_and_stale(self):
+        """
+        The owner pushes to a wanted replica node that lacks a copy or whose
+        newest snapshot differs; not to an up-to-date one, nor to a node
+        that holds a copy but is not wanted.
+        """
+        deployment = desired(want(D0, N0, replicas=[N1, N2]), nodes=NODES + (OUTSIDER,))
+        states = [node(N0, copy(D0, N0, writable=True, guids=(5, 7))),
+                  node(N1, copy(D0, N0, guids=(5,))), node(N2),
+                  node(OUTSIDER, copy(D0, N0, guids=(1,)))]
+        self.assertEqual(plan_for(deployment, states, N0).changes, [Sequentially(
+            dataset_id=D0, changes=[PushDataset(dataset_id=D0, node_uuid=N1),
+                                    PushDataset(dataset_id=D0, node_uuid=N2)])])
+        states[1] = node(N1, copy(D0, N0, guids=(5, 7)))
+        self.assertEqual(plan_for(deployment, states, N0).changes,
+                         [PushDataset(dataset_id=D0, node_uuid=N2)])
+
+    def test_no_push_to_unknown(self):
+        """
+        A wanted replica node that did not answer is not pushed to.
+        """
+        deployment = desired(want(D0, N0, replicas=[N1, N2]))
+        states = [node(N0, copy(D0, N0, writable=True)), node(N2, copy(D0, N0))]
+        self.assertEqual(plan_for(deployment, states, N0).changes, [])
+
+    def test_no_push_over_writable(self):
+        """
+        A wanted replica node that holds a writable copy (or one mid-handoff)
+        is left alone: a conflict for the operator.
+        """
+        deployment = desired(want(D0, N0, replicas=[N1, N2]))
+        states = [node(N0, copy(D0, N0, writable=True, guids=(9,))),
+                  node(N1, copy(D0, N1, writable=True)),
+                  node(N2, copy(D0, N2, handoff="%s:2" % (N0,)))]
+        self.assertEqual(plan_for(deployment, states, N0).changes, [])
+
+    def test_resize(self):
+        """
+        The owner resizes when the size differs, before pushing.
+        """
+        deployment = desired(want(D0, N0, replicas=[N1], maximum_size=16 * MiB))
+        states = [node(N0, copy(D0, N0, writable=True, maximum_size=8 * MiB)), node(N1),
+                  node(N2)]
+        self.assertEqual(plan_for(deployment, states, N0).changes, [Sequentially(
+            dataset_id=D0, changes=[ResizeDataset(dataset_id=D0, maximum_size=16 * MiB),
+                                    PushDataset(dataset_id=D0, node_uuid=N1)])])
+        deployment = desired(want(D0, N0))
+        self.assertEqual(plan_for(deployment, states, N0).changes,
+                         [ResizeDataset(dataset_id=D0, maximum_size=None)])
+
+    def test_in_use_not_resized(self):
+        """
+        A dataset in use is not resized; pushes still happen.
+        """
+        deployment = desired(want(D0, N0, replicas=[N1], maximum_size=16 * MiB))
+        states = [node(N0, copy(D0, N0, writable=True), in_use=[D0]), node(N1), node(N2)]
+        self.assertEqual(plan_for(deployment, states, N0).changes,
+                         [PushDataset(dataset_id=D0, node_uuid=N1)])
+
+    def test_handoff(self):
+        """
+        The owner hands the dataset to a new primary that answered.
+        """
+        deployment = desired(want(D0, N1, replicas=[N1]))
+        states = [node(N0, copy(D0, N0, writable=True)), node(N1, copy(D0, N0)), node(N2)]
+        self.assertEqual(plan_for(deployment, states, N0).changes,
+                         [HandoffDataset(dataset_id=D0, node_uuid=N1)])
+        for me in (N1, N2):
+            self.assertEqual(plan_for(deployment, states, me).changes, [])
+
+    def test_no_handoff_to_unknown(self):
+        """
+        No handoff to a primary that did not answer.
+        """
+        deployment = desired(want(D0, N1))
+        states = [node(N0, copy(D0, N0, writable=True)), node(N2)]
+        self.assertEqual(plan_for(deployment, states, N0).changes, [])
+
+    def test_no_handoff_in_use(self):
+        """
+        A dataset in use here is not moved.
+        """
+        deployment = desired(want(D0, N1))
+        states = [node(N0, copy(D0, N0, writable=True), in_use=[D0]), node(N1), node(N2)]
+        self.assertEqual(plan_for(deployment, states, N0).changes, [])
+
+    def test_no_handoff_to_writable_primary(self):
+        """
+        No handoff to a primary that already has its own writable copy.
+        """
+        deployment = desired(want(D0, N1))
+        states = [node(N0, copy(D0, N0, writable=True)),
+                  node(N1, copy(D0, N1, writable=True)), node(N2)]
+        self.assertEqual(plan_for(deployment, states, N0).changes, [])
+
+    def test_replica_not_primary(self):
+        """
+        A replica on a node that is not the primary is kept as it is.
+        """
+        deployment = desired(want(D0, N1))
+        states = [node(N0, copy(D0, N1)), node(N1, copy(D0, N1, writable=True)), node(N2)]
+        self.assertEqual(plan_for(deployment, states, N0).changes, [])
+
+    def test_delete(self):
+        """
+        A deleted dataset is deleted by each node holding a copy, owned or
+        replica, whether or not the other nodes answered.
+        """
+        deployment = desired(want(D0, N0, replicas=[N1], deleted=True))
+        states = [node(N0, copy(D0, N0, writable=True)), node(N1, copy(D0, N0)), node(N2)]
+        for me in (N0, N1):
+            self.assertEqual(plan_for(deployment, states, me).changes,
+                             [DeleteDataset(dataset_id=D0)])
+            self.assertEqual(plan_for(deployment, [states[NODES.index(me)]], me).changes,
+                             [DeleteDataset(dataset_id=D0)])
+        self.assertEqual(plan_for(deployment, states, N2).changes, [])
+
+    def test_delete_in_use(self):
+        """
+        A deleted dataset in use here is kept (until it is no longer in use).
+        """
+        deployment = desired(want(D0, N0, deleted=True))
+        states = [node(N0, copy(D0, N0, writable=True), in_use=[D0]), node(N1), node(N2)]
+        self.assertEqual(plan_for(deployment, states, N0).changes, [])
+
+    def test_recover_finish(self):
+        """
+        An interrupted handoff towards the desired primary is recovered
+        without abort, and nothing else is done for that dataset.
+        """
+        deployment = desired(want(D0, N1, maximum_size=16 * MiB))
+        states = [node(N0, copy(D0, N0, handoff="%s:2:acquiring" % (N1,)), in_use=[D0]),
+                  node(N1), node(N2)]
+        self.assertEqual(plan_for(deployment, states, N0).changes,
+                         [RecoverHandoff(dataset_id=D0, node_uuid=N1, abort=False)])
+
+    def test_recover_abort(self):
+        """
+        An interrupted handoff away from this node, which is the desired
+        primary, is recovered with abort; even when the peer did not answer
+        (an abort before any acquire needs no peer).
+        """
+        deployment = desired(want(D0, N0, deleted=False))
+        states = [node(N0, copy(D0, N0, handoff="%s:2" % (N2,)))]
+        self.assertEqual(plan_for(deployment, states, N0).changes,
+                         [RecoverHandoff(dataset_id=D0, node_uuid=N2, abort=True)])
+
+    def test_recover_before_delete(self):
+        """
+        A deleted dataset with an interrupted handoff is recovered first.
+        """
+        deployment = desired(want(D0, N1, deleted=True))
+        states = [node(N0, copy(D0, N0, handoff="%s:2" % (N1,))), node(N1), node(N2)]
+        self.assertEqual(plan_for(deployment, states, N0).changes,
+                         [RecoverHandoff(dataset_id=D0, node_uuid=N1, abort=False)])
+
+    def test_unrecoverable_marker(self):
+        """
+        A malformed marker, or one naming a node the deployment does not
+        list, is left to the operator.
+        """
+        deployment = desired(want(D0, N0))
+        for marker in ("garbage", "%s:2" % (OUTSIDER,)):
+            states = [node(N0, copy(D0, N0, writable=True, handoff=marker)), node(N1),
+                      node(N2)]
+            self.assertEqual(plan_for(deployment, states, N0).changes, [], marker)
+
+    def test_several_datasets(self):
+        """
+        Each dataset is one element of the plan, in dataset id order.
+        """
+        deployment = desired(want(D1, N0), want(D0, N0, deleted=True), want(D2, N1))
+        states = [node(N0, copy(D0, N0), copy(D2, N0, writable=True)), node(N1), node(N2)]
+        self.assertEqual(plan_for(deployment, states, N0), InParallel(changes=[
+            DeleteDataset(dataset_id=D0), CreateDataset(dataset_id=D1),
+            HandoffDataset(dataset_id=D2, node_uuid=N1)]))
+
+    def test_local_state_wins(self):
+        """
+        This node's own state is the one passed as ``local_state``, not an
+        older entry in ``cluster_state``; the plan is the same whether or not
+        the cluster state lists this node.
+        """
+        deployment = desired(want(D0, N0))
+        local = node(N0, copy(D0, N0, writable=True, maximum_size=8 * MiB))
+        others = [node(N1), node(N2)]
+        stale = cluster(node(N0), *others)
+        self.assertEqual(calculate_changes(deployment, stale, local).changes,
+                         [ResizeDataset(dataset_id=D0, maximum_size=None)])
+        self.assertEqual(calculate_changes(deployment, cluster(*others), local),
+                         calculate_changes(deployment, stale, local))
+
+
+# -- planning: properties ---------------------------------------------------------
+
+ALL_NODES = NODES + (OUTSIDER,)
+SIZES = st.sampled_from([None, 8 * MiB, 16 * MiB])
+
+
+@st.composite
+def deployments(draw):
+    datasets = []
+    for dataset_id in (D0, D1, D2):
+        if draw(st.booleans()):
+            datasets.append(want(
+                dataset_id, draw(st.sampled_from(NODES)),
+                replicas=draw(st.sets(st.sampled_from(NODES))),
+                deleted=draw(st.booleans()), maximum_size=draw(SIZES)))
+    return desired(*datasets)
+
+
+@st.composite
+def copies(draw, dataset_id):
+    markers = st.one_of(st.none(), st.none(), st.none(),
+                        st.sampled_from(ALL_NODES).map(lambda n: "%s:2" % (n,)),
+                        st.sampled_from(ALL_NODES).map(lambda n: "%s:3:acquiring" % (n,)),
+                        st.just("junk"))
+    guids = draw(st.lists(st.sampled_from([1, 2, 3]), unique=True, max_size=3))
+    return copy(dataset_id, draw(st.one_of(st.none(), st.sampled_from(ALL_NODES))),
+                writable=draw(st.booleans()), guids=sorted(guids),
+                maximum_size=draw(SIZES), handoff=draw(markers))
+
+
+@st.composite
+def clusters(draw):
+    """
+    Every node's state (known or not), as ``{uuid: NodeState}``.
+    """
+    states = {}
+    for n in ALL_NODES:
+        held = {}
+        for dataset_id in (D0, D1, D2, UNLISTED):
+            if draw(st.booleans()):
+                held[dataset_id] = draw(copies(dataset_id))
+        in_use = draw(st.sets(st.sampled_from(sorted(held)))) if held else set()
+        states[n] = NodeState(node_uuid=n, datasets=held, in_use=in_use)
+    return states
+
+
+@st.composite
+def situations(draw):
+    """
+    ``(deployment, {uuid: NodeState} of the nodes that answered)``.
+    """
+    deployment = draw(deployments())
+    states = draw(clusters())
+    known = draw(st.sets(st.sampled_from(ALL_NODES), min_size=1))
+    return deployment, {n: s for n, s in states.items() if n in known}
+
+
+@st.composite
+def converged(draw):
+    """
+    A deployment and a cluster that already matches it (every node known).
+    """
+    deployment = draw(deployments())
+    held = {n: {} for n in ALL_NODES}
+    in_use = {n: set() for n in ALL_NODES}
+    for d in deployment.datasets.values():
+        if d.deleted:
+            for n in draw(st.sets(st.sampled_from(ALL_NODES))):
+                held[n][d.dataset_id] = draw(copies(d.dataset_id)).set(handoff=None)
+                in_use[n].add(d.dataset_id)  # only copies in use survive a delete
+            continue
+        guids = sorted(draw(st.lists(st.sampled_from([1, 2, 3]), unique=True, min_size=1)))
+        held[d.primary][d.dataset_id] = copy(d.dataset_id, d.primary, writable=True,
+                                             guids=guids, maximum_size=d.maximum_size)
+        for n in ALL_NODES:
+            if n == d.primary:
+                continue
+            if n in d.replicas:
+                held[n][d.dataset_id] = copy(d.dataset_id, d.primary, guids=guids[-1:])
+            elif draw(st.booleans()):  # an old replica, not wanted: kept as it is
+                held[n][d.dataset_id] = copy(d.dataset_id, d.primary,
+                                             guids=draw(st.sampled_from([(), (1,), (9,)])))
+            if d.dataset_id in held[n] and draw(st.booleans()):
+                in_use[n].add(d.dataset_id)
+        if draw(st.booleans()):
+            in_use[d.primary].add(d.dataset_id)
+    for n in ALL_NODES:
+        if draw(st.booleans()):
+            held[n][UNLISTED] = draw(copies(UNLISTED))
+    states = {n: NodeState(node_uuid=n, datasets=held[n],
+                           in_use=in_use[n] & set(held[n])) for n in ALL_NODES}
+    return deployment, states
+
+
+class CalculateChangesPropertyTests(SynchronousTestCase):
+    """
+    Properties of :func:`calculate_changes` over generated clusters, for
+    every node that answered.
+    """
+
+    def plans(self, deployment, states):
+        """
+        :return: ``{uuid: plan}`` for each node that answered.
+        """
+        state = ClusterState(nodes=states)
+        return {me: calculate_changes(deployment, state, local)
+                for me, local in states.items()}
+
+    @settings(max_examples=300, deadline=None)
+    @given(converged())
+    def test_converged_empty(self, situation):
+        """
+        A cluster that matches the deployment gets an empty plan on every node.
+        """
+        deployment, states = situation
+        for me, plan in self.plans(deployment, states).items():
+            self.assertEqual(plan, InParallel(changes=[]), me)
+
+    @settings(max_examples=300, deadline=None)
+    @given(situations())
+    def test_never_create_held(self, situation):
+        """
+        Never a create for a dataset that any node that answered holds, nor
+        while a node of the deployment did not answer.
+        """
+        deployment, states = situation
+        held = {d for s in states.values() for d in s.datasets}
+        for me, plan in self.plans(deployment, states).items():
+            for change in flatten(plan):
+                if isinstance(change, CreateDataset):
+                    self.assertNotIn(change.dataset_id, held)
+                    self.assertTrue(set(deployment.nodes) <= set(states))
+                    self.assertEqual(deployment.datasets[change.dataset_id].primary, me)
+
+    @settings(max_examples=300, deadline=None)
+    @given(situations())
+    def test_in_use_kept(self, situation):
+        """
+        A dataset in use on a node is never deleted, handed off or resized
+        by that node.
+        """
+        deployment, states = situation
+        for me, plan in self.plans(deployment, states).items():
+            for change in flatten(plan):
+                if isinstance(change, (DeleteDataset, HandoffDataset, ResizeDataset)):
+                    self.assertNotIn(change.dataset_id, states[me].in_use)
+
+    @settings(max_examples=300, deadline=None)
+    @given(situations())
+    def test_deleted_everywhere(self, situation):
+        """
+        Every node holding a copy of a deleted dataset deletes it, unless it
+        is in use there or a handoff of it is to be recovered first; no node
+        deletes anything else.
+        """
+        deployment, states = situation
+        for me, plan in self.plans(deployment, states).items():
+            deletes = {c.dataset_id for c in flatten(plan) if isinstance(c, DeleteDataset)}
+            expected = {d for d, wanted in deployment.datasets.items()
+                        if wanted.deleted and d in states[me].datasets
+                        and d not in states[me].in_use
+                        and states[me].datasets[d].handoff is None}
+            self.assertEqual(deletes, expected)
+
+    @settings(max_examples=300, deadline=None)
+    @given(situations())
+    def test_shape(self, situation):
+        """
+        At most one top-level element per dataset, each naming it, each about
+        a dataset of the deployment; every leaf is about that dataset.
+        """
+        deployment, states = situation
+        for me, plan in self.plans(deployment, states).items():
+            ids = [element.dataset_id for element in plan.changes]
+            self.assertEqual(ids, sorted(set(ids)))
+            self.assertTrue(set(ids) <= set(deployment.datasets))
+            for element in plan.changes:
+                for leaf in flatten(element):
+                    self.assertEqual(leaf.dataset_id, element.dataset_id)
+
+    @settings(max_examples=300, deadline=None)
+    @given(situations())
+    def test_only_known_peers(self, situation):
+        """
+        Pushes and handoffs go only to other nodes that answered; only a
+        node owning the writable copy pushes or hands off.
+        """
+        deployment, states = situation
+        for me, plan in self.plans(deployment, states).items():
+            for change in flatten(plan):
+                if isinstance(change, (PushDataset, HandoffDataset)):
+                    self.assertIn(change.node_uuid, states)
+                    self.assertNotEqual(change.node_uuid, me)
+                    local = states[me].datasets.get(change.dataset_id)
+                    if local is None:  # a push right after creating it here
+                        self.assertIn(CreateDataset(
+                            dataset_id=change.dataset_id,
+                            maximum_size=deployment.datasets[change.dataset_id].maximum_size),
+                            flatten(plan))
+                    else:
+                        self.assertTrue(local.owned_by(me) and local.writable)
+
+    @settings(max_examples=300, deadline=None)
+    @given(situations())
+    def test_deterministic(self, situation):
+        """
+        The same inputs give the same plan, whether or not this node is in the
+        cluster state and however the maps were built.
+        """
+        deployment, states = situation
+        first = self.plans(deployment, states)
+        reordered = dict(reversed(list(states.items())))
+        self.assertEqual(self.plans(deployment, reordered), first)
+        for me, local in states.items():
+            without = ClusterState(nodes={n: s for n, s in states.items() if n != me})
+            self.assertEqual(calculate_changes(deployment, without, local), first[me])
