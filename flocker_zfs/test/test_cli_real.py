@@ -4,9 +4,13 @@ real host), through :func:`flocker_zfs._cli.run` with the real process
 runner, checking what a user sees: the output, the exit status, and the
 files in the datasets' mountpoints.
 
-Skipped without root or a working ZFS; a failure under ``CI=true`` (see
-:mod:`flocker_zfs.test.realzfs`).  ``push`` and ``handoff`` over real sshd
-are covered by :mod:`flocker_zfs.test.test_replication_real`.
+Also: ``push`` and ``handoff`` between two real pools over real sshd (the
+replication itself is covered in depth by
+:mod:`flocker_zfs.test.test_replication_real`), and ``agent`` as a real
+process that converges a deployment file and exits 0 on SIGTERM.
+
+Skipped without root, a working ZFS (or sshd, for the peer commands); a
+failure under ``CI=true`` (see :mod:`flocker_zfs.test.realzfs`).
 """
 
 import errno
@@ -14,14 +18,19 @@ import io
 import json
 import os
 import re
+import signal
+import subprocess
+import sys
 import uuid
 
 from twisted.internet import reactor
+from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
-from .._actions import COMMAND, DISCOVER
+from .._actions import CHANGE_CREATE, COMMAND, DISCOVER
 from .._cli import run
 from . import realzfs
+from .test_replication_real import _REPOSITORY, _Node
 
 MiB = 1024 * 1024
 
@@ -189,6 +198,139 @@ class RealCLITests(TestCase):
                     and m.get("action_status") == "started"]
         self.assertIn(self.pool, [m["argv"][-1] for m in commands])
         self.assertIn(DISCOVER, {m.get("action_type") for m in messages})
+
+
+class RealPeerCommandTests(TestCase):
+    """
+    ``push`` and ``handoff`` from node A's pool to node B's over B's private
+    sshd, whose forced command is B's ``flocker-zfs peer-serve``.
+    """
+
+    timeout = 300
+
+    def setUp(self):
+        self.a = _Node(self, "a")
+        self.b = _Node(self, "b")
+        self.dataset_id = str(uuid.uuid4())
+
+    async def cli(self, node, *argv):
+        """
+        ``flocker-zfs ARGV --json`` on ``node``, reaching B over its sshd.
+
+        :return: the JSON it printed (it must succeed).
+        """
+        sshd = self.b.sshd
+        out, err = io.StringIO(), io.StringIO()
+        argv = list(argv[:1]) + [
+            "--pool", node.pool, "--mount-root", node.mount_root, "--node-file", node.node_file,
+            "--json"] + list(argv[1:])
+        if argv[0] in ("push", "handoff"):
+            argv += ["--ssh-identity", sshd.client_key, "--ssh-known-hosts", sshd.known_hosts,
+                     "--ssh-port", str(sshd.port)]
+        status = await run(reactor, argv, out, err,
+                           default_config=node.mount_root + "-no-agent.yml", environ={})
+        self.assertEqual((argv, status, err.getvalue()), (argv, 0, ""))
+        return json.loads(out.getvalue())
+
+    def entry(self, document):
+        [entry] = [e for e in document["datasets"] if e["dataset_id"] == self.dataset_id]
+        return entry
+
+    async def test_push_then_handoff(self):
+        """
+        ``push`` copies A's data to a read-only replica on B, which A's
+        ``status`` lists as holding a replica; ``handoff`` makes B the
+        writable owner with A's latest data, as both ``status`` say.
+        """
+        await self.cli(self.a, "create", self.dataset_id)
+        with open(self.a.path(self.dataset_id, "data"), "wb") as handle:
+            handle.write(b"first")
+        pushed = await self.cli(self.a, "push", self.dataset_id, self.b.sshd.host)
+        self.assertEqual((pushed["dataset_id"], pushed["base"]), (self.dataset_id, None))
+        with open(self.b.path(self.dataset_id, "data"), "rb") as handle:
+            self.assertEqual(handle.read(), b"first")
+        self.assertEqual(self.entry(await self.cli(self.a, "status"))["replicas"],
+                         [self.b.node_uuid])
+        self.assertEqual(self.entry(await self.cli(self.b, "status"))["state"], "replica")
+        with open(self.a.path(self.dataset_id, "data"), "wb") as handle:
+            handle.write(b"second")
+        handed = await self.cli(self.a, "handoff", self.dataset_id,
+                                "%s:%d" % (self.b.sshd.host, self.b.sshd.port))
+        self.assertEqual(handed["generation"], 2)
+        on_b = self.entry(await self.cli(self.b, "status"))
+        on_a = self.entry(await self.cli(self.a, "status"))
+        self.assertEqual((on_b["state"], on_b["owned_here"], on_a["state"], on_a["owner"]),
+                         ("writable", True, "replica", self.b.node_uuid))
+        with open(self.b.path(self.dataset_id, "data"), "rb") as handle:
+            self.assertEqual(handle.read(), b"second")
+
+
+class RealAgentTests(TestCase):
+    """
+    ``flocker-zfs agent`` as a real process on a real pool.
+    """
+
+    timeout = 120
+
+    async def test_converges_and_stops_on_sigterm(self):
+        """
+        The agent creates the deployment's dataset (mounted, with its size
+        limit), keeps running, and on SIGTERM stops and exits 0.
+        """
+        realzfs.require_real_zfs()
+        mount_root = realzfs.make_mount_root(self)
+        pool = realzfs.make_pool(self)
+        files = mount_root + "-agent"
+        os.makedirs(files)
+        self.addCleanup(lambda: subprocess.run(["rm", "-rf", files]))
+        node_uuid, dataset_id = str(uuid.uuid4()), str(uuid.uuid4())
+        _write(files + "/node.json", json.dumps({"uuid": node_uuid}))
+        _write(files + "/deployment.yml", (
+            "nodes:\n  - {uuid: %s, address: 127.0.0.1}\n"
+            "datasets:\n  - {id: %s, primary: %s, maximum_size: 16M}\n"
+            % (node_uuid, dataset_id, node_uuid)))
+        _write(files + "/agent.yml", (
+            "dataset:\n  backend: zfs\n  pool: %s\n  mount_root: %s\n  node_file: %s\n"
+            "  deployment: %s\n  poll_interval: 0.5\n"
+            % (pool, mount_root, files + "/node.json", files + "/deployment.yml")))
+        with open(files + "/out", "wb") as out, open(files + "/err", "wb") as err:
+            agent = subprocess.Popen(
+                [sys.executable, "-m", "flocker_zfs", "agent", "--config", files + "/agent.yml",
+                 "--log-file", files + "/log"], stdout=out, stderr=err,
+                stdin=subprocess.DEVNULL, env=dict(os.environ, PYTHONPATH=_REPOSITORY))
+        self.addCleanup(lambda: agent.poll() is None and (agent.kill(), agent.wait()))
+        mountpoint = os.path.join(mount_root, dataset_id)
+        for _ in range(300):
+            if os.path.ismount(mountpoint) or agent.poll() is not None:
+                break
+            await deferLater(reactor, 0.1, lambda: None)
+        self.assertTrue(os.path.ismount(mountpoint), _read(files + "/err"))
+        await deferLater(reactor, 1.0, lambda: None)    # a converged iteration or two
+        self.assertIsNone(agent.poll())
+        agent.send_signal(signal.SIGTERM)
+        for _ in range(300):
+            if agent.poll() is not None:
+                break
+            await deferLater(reactor, 0.1, lambda: None)
+        self.assertEqual((agent.poll(), _read(files + "/err")), (0, ""))
+        self.assertIn("flocker-zfs agent: stopped", _read(files + "/out"))
+        with open(files + "/log") as handle:
+            types = [json.loads(line).get("action_type") for line in handle]
+        self.assertEqual(types.count(CHANGE_CREATE), 2)      # started and succeeded, once
+        status = subprocess.run([realzfs.require_real_zfs()[0], "get", "-H", "-p", "-o", "value",
+                                 "refquota", "%s/%s" % (pool, dataset_id)],
+                                capture_output=True)
+        self.assertEqual(status.stdout.strip(), str(16 * MiB).encode("ascii"))
+
+
+def _write(path, text):
+    with open(path, "w") as handle:
+        handle.write(text)
+
+
+def _read(path):
+    with open(path) as handle:
+        return handle.read()
 
 
 def _human_mib(value):
