@@ -500,15 +500,18 @@ def run(reactor, argv, out, err, runner=None, make_peer=SSHPeer,
     :return: ``Deferred`` firing with the exit status.
     """
     environ = os.environ if environ is None else environ
+    debug = environ.get(DEBUG_VARIABLE, "") not in ("", "0")
     try:
         options = _parser(out).parse_args(argv)
     except _Exit as done:
         return succeed(done.status)
     except UsageError as error:
         return succeed(report.fail(error, "--json" in argv, out, err))
+    except Exception as error:
+        write_traceback()
+        return succeed(report.unexpected(error, None, err, debug))
     options.reactor, options.err = reactor, err
     options.runner, options.make_peer = runner, make_peer
-    debug = environ.get(DEBUG_VARIABLE, "") not in ("", "0")
     return Deferred.fromCoroutine(_dispatch(options, out, err, default_config, debug))
 
 

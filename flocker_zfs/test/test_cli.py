@@ -19,7 +19,7 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
 from .. import _cli
-from .._actions import CHANGE_CREATE, DISCOVER, START
+from .._actions import CHANGE_CREATE, CONFIG_LOAD, DISCOVER, START
 from .._cli import run
 from .._plugin import BackendDescription
 from .._clireport import Progress, human, parse_size, status_table
@@ -431,6 +431,18 @@ class ConfigTests(_CLICase):
         status, _, err = self.cli("status")
         self.assertEqual(status, 1)
         self.assertOneLineError(err, "zpool create nopool")
+
+    def test_config_logged(self):
+        """
+        Loading the config is logged in the ``--log-file``, with its path.
+        """
+        self.fake.add_pool("other")
+        path, log = self.config(), os.path.join(self.base, "log.json")
+        status, _, _ = self.cli("status", "--config", path, "--log-file", log, common=False)
+        self.assertEqual(status, 0)
+        [start] = [m for m in _lines(log) if m.get("action_type") == CONFIG_LOAD
+                   and m["action_status"] == "started"]
+        self.assertEqual(start["path"], path)
 
     def test_bad_config(self):
         """
