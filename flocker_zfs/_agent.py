@@ -49,6 +49,10 @@ from .errors import ConfigError, FlockerZFSError
 #: Exponent above which the backoff is surely capped (avoids huge floats).
 _MAX_DOUBLINGS = 30
 
+#: Largest deployment file read (it is parsed on the reactor thread; a
+#: wrong path to a log or an image must not be read whole).
+MAX_DEPLOYMENT_BYTES = 16 * 1024 * 1024
+
 
 def _reason(error):
     """
@@ -112,7 +116,7 @@ class _DeploymentFile(object):
         """
         try:
             with open(self.path, "rb") as handle:
-                content = handle.read()
+                content = handle.read(MAX_DEPLOYMENT_BYTES + 1)
         except OSError as error:
             content = error
         if content == self._seen or (
@@ -127,6 +131,12 @@ class _DeploymentFile(object):
                     % (self.path, content.strerror or content),
                     fix="Create it (see docs/agent.rst) or fix its permissions; the agent "
                         "reads it again on every iteration.")
+            if len(content) > MAX_DEPLOYMENT_BYTES:
+                raise ConfigError(
+                    "the deployment file %s is larger than %d bytes: is it the right file?"
+                    % (self.path, MAX_DEPLOYMENT_BYTES),
+                    fix="Point the dataset section's deployment key at the deployment "
+                        "YAML file.")
             try:
                 text = content.decode("utf-8")
             except UnicodeDecodeError as error:
@@ -201,7 +211,8 @@ class AgentService(Service):
         self._change_failed = False
         self._next = None
         self._iteration = None
-        self._stopped = None
+        self._accepting = True
+        self._stop_waiters = []
         self._grace_call = None
 
     @property
@@ -234,8 +245,14 @@ class AgentService(Service):
         Start iterating now.
         """
         Service.startService(self)
+        self._accepting = True
         self._failures = 0
         self._change_failed = False
+        if self._grace_call is not None and self._grace_call.active():
+            # Started again while stopping: the changes still in flight may
+            # finish after all (the earlier stop's Deferreds fire when they do).
+            self._grace_call.cancel()
+            self._grace_call = None
         self._tick()
 
     def stopService(self):
@@ -246,6 +263,7 @@ class AgentService(Service):
         :return: ``Deferred`` firing once no change is in flight.
         """
         Service.stopService(self)
+        self._accepting = False
         if self._next is not None and self._next.active():
             self._next.cancel()
         self._next = None
@@ -253,11 +271,14 @@ class AgentService(Service):
             self._iteration.cancel()
         if not self._in_flight:
             return succeed(None)
-        Message.log(message_type="flocker_zfs:agent:stopping",
-                    in_flight=self.in_flight(), grace=self.stop_grace)
-        self._stopped = Deferred()
-        self._grace_call = self.reactor.callLater(self.stop_grace, self._cancel_in_flight)
-        return self._stopped
+        stopped = Deferred()
+        self._stop_waiters.append(stopped)
+        if self._grace_call is None:
+            Message.log(message_type="flocker_zfs:agent:stopping",
+                        in_flight=self.in_flight(), grace=self.stop_grace)
+            self._grace_call = self.reactor.callLater(self.stop_grace,
+                                                      self._cancel_in_flight)
+        return stopped
 
     def _cancel_in_flight(self):
         self._grace_call = None
@@ -266,13 +287,14 @@ class AgentService(Service):
             d.cancel()
 
     def _maybe_stopped(self):
-        if self._stopped is None or self._in_flight:
+        if self._in_flight:
             return
         if self._grace_call is not None and self._grace_call.active():
             self._grace_call.cancel()
         self._grace_call = None
-        stopped, self._stopped = self._stopped, None
-        stopped.callback(None)
+        waiters, self._stop_waiters = self._stop_waiters, []
+        for stopped in waiters:
+            stopped.callback(None)
 
     # -- the loop ------------------------------------------------------------
 
@@ -299,8 +321,8 @@ class AgentService(Service):
         """
         One iteration (module docstring), as an ``AGENT_ITERATION`` action
         whose success fields say which changes started (``started``), which
-        were left for later (``skipped``: dataset id -> ``"busy"`` or
-        ``"max_parallel"``) and which nodes did not answer (``unreachable``).
+        were left for later (``skipped``: dataset id -> ``"busy"``,
+        ``"max_parallel"`` or ``"stopping"``) and which nodes did not answer (``unreachable``).
 
         :return: ``Deferred`` firing with those fields (``dict``) once the
             changes have *started*.
@@ -427,7 +449,9 @@ class AgentService(Service):
         context = self._context(deployment)
         for change in changes:
             dataset_id = _dataset_of(change)
-            if dataset_id in self._in_flight:
+            if not self._accepting:
+                summary["skipped"][dataset_id] = "stopping"
+            elif dataset_id in self._in_flight:
                 summary["skipped"][dataset_id] = "busy"
             elif self._slots.tokens == 0:
                 summary["skipped"][dataset_id] = "max_parallel"

@@ -16,6 +16,7 @@ from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from .._actions import AGENT_CLUSTER_STATE, AGENT_DEPLOYMENT, AGENT_ITERATION, CHANGE_PUSH
+from .. import _agent as agent_module
 from .._agent import AgentService, agent_from_config, backoff_delay
 from .._config import parse_config
 from .._deployment import NodeAddress
@@ -399,6 +400,19 @@ class DeploymentFileTests(SynchronousTestCase):
         self.assertIn("nodes", reasons[1])
 
     @capture_logging(None)
+    def test_too_large(self, logger):
+        """
+        A file larger than the limit (a wrong path) is refused unparsed.
+        """
+        cluster = Cluster(self)
+        self.patch(agent_module, "MAX_DEPLOYMENT_BYTES", 100)
+        cluster.write("# padding\n" * 20)
+        cluster.start("a")
+        failed, = [action for action in LoggedAction.of_type(logger.messages, AGENT_DEPLOYMENT)
+                   if not action.succeeded]
+        self.assertIn("larger than 100 bytes", failed.end_message["reason"])
+
+    @capture_logging(None)
     def test_not_in_deployment(self, logger):
         """
         A node the file does not list does nothing, and says so.
@@ -602,6 +616,65 @@ class StopTests(SynchronousTestCase):
         peer.hold = False
         cluster.start("a")
         self.assertEqual((cluster.holding(x), cluster.writable(x)), (["a", "b"], ["a"]))
+
+    def test_stop_twice(self):
+        """
+        Each ``stopService`` caller gets its own ``Deferred``, fired when the
+        changes in flight end; the grace period is not restarted.
+        """
+        cluster = Cluster(self)
+        x = new_id()
+        peer = cluster.peer("a", "b.example")
+        peer.hold = True
+        cluster.deployment([(x, "a", ["b"], [])])
+        cluster.start("a", stop_grace=10.0)
+        first = cluster.agents["a"].stopService()
+        cluster.advance(6)
+        second = cluster.agents["a"].stopService()
+        cluster.advance(4)
+        self.assertEqual((self.successResultOf(first), self.successResultOf(second)),
+                         (None, None))
+        self.assertEqual((peer.cancelled, cluster.clock.getDelayedCalls()), (1, []))
+
+    def test_started_again_while_stopping(self):
+        """
+        Started again during the grace period, the agent lets the change in
+        flight finish instead of cancelling it, and iterates again.
+        """
+        cluster = Cluster(self)
+        x = new_id()
+        peer = cluster.peer("a", "b.example")
+        peer.hold = True
+        cluster.deployment([(x, "a", ["b"], [])])
+        cluster.start("a", stop_grace=10.0)
+        stopped = cluster.agents["a"].stopService()
+        cluster.advance(5)
+        cluster.agents["a"].startService()
+        cluster.advance(10)
+        self.assertEqual((peer.cancelled, cluster.agents["a"].in_flight()), (0, [x]))
+        self.assertNoResult(stopped)
+        peer.release()
+        self.successResultOf(stopped)
+        self.assertEqual(cluster.holding(x), ["a", "b"])
+        self.assertEqual(peer.iterations()[:2], [0.0, 5.0])
+
+    def test_no_change_after_stop(self):
+        """
+        An iteration run after ``stopService`` (by hand: the loop runs no
+        more) plans but starts nothing, reporting the datasets as skipped;
+        one run on an agent never started does start changes.
+        """
+        cluster = Cluster(self)
+        x = new_id()
+        cluster.deployment([(x, "a", [], [])])
+        agent = cluster.agent("a")
+        self.successResultOf(agent.stopService())
+        summary = self.successResultOf(agent.iterate())
+        self.assertEqual((summary["started"], summary["skipped"], cluster.holding(x)),
+                         ([], {x: "stopping"}, []))
+        fresh = cluster.agent("a")
+        self.assertEqual(self.successResultOf(fresh.iterate())["started"], [x])
+        self.assertEqual(cluster.holding(x), ["a"])
 
     def test_cancel_kills_a_hung_command(self):
         """
