@@ -24,9 +24,10 @@ from ._config import DEFAULT_CONFIG, ZFSSettings, load_config
 from ._peerserve_main import DEFAULT_LOCK_DIR, serve_main
 from ._protocol import encode_error
 from ._replication import Replicator
-from ._ssh import SSHConfig, validate_host, validate_port
+from ._initsteps import parse_peer
+from ._ssh import SSHConfig
 from ._sshpeer import SSHPeer
-from .errors import ConfigError, FlockerZFSError, InvalidName
+from .errors import ConfigError, FlockerZFSError
 from .node import load_node_uuid
 
 #: ``ZFSSettings`` fields that are also options; an option left out takes
@@ -91,27 +92,6 @@ class _Parser(argparse.ArgumentParser):
         command = self.prog.partition(" ")[2]
         raise UsageError("%s%s" % (command + ": " if command else "", message),
                          fix="See `%s --help`." % (self.prog,))
-
-
-def parse_peer(text, default_port):
-    """
-    ``HOST``, ``HOST:PORT`` or ``[IPV6]:PORT`` -> ``(host, port)``, validated.
-
-    :raises InvalidName: a bad host or port.
-    """
-    host, port = text, default_port
-    if text.startswith("["):
-        inside, bracket, rest = text[1:].partition("]")
-        if not bracket or (rest and not rest.startswith(":")):
-            raise InvalidName("invalid peer %r: use HOST, HOST:PORT or [IPV6]:PORT" % (text,))
-        host, port = inside, (rest[1:] or port)
-    elif text.count(":") == 1:
-        host, port = text.split(":")
-    try:
-        port = validate_port(int(port)) if not isinstance(port, int) else validate_port(port)
-    except ValueError:
-        raise InvalidName("invalid peer port in %r: must be a number from 1 to 65535" % (text,))
-    return validate_host(host), port
 
 
 # -- the commands that act on the local pool -------------------------------
