@@ -6,7 +6,7 @@ import os
 
 import yaml
 from hypothesis import given, settings, strategies as st
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from .._deployment import (
     DesiredDataset, Deployment, NodeAddress, load_deployment, parse_deployment)
@@ -350,3 +350,26 @@ class GarbageTests(SynchronousTestCase):
         if key in entry or key in ("ssh_port", "maximum_size", "deleted", "replicas"):
             entry[key] = value
         self.check(yaml.safe_dump(parsed))
+
+
+class DocumentationTests(SynchronousTestCase):
+    """
+    The example in docs/deployer.rst is a valid deployment.
+    """
+
+    def test_example_parses(self):
+        """
+        The documented example parses into the nodes and datasets it shows.
+        """
+        here = os.path.dirname(os.path.abspath(__file__))
+        path = os.path.join(here, "..", "..", "docs", "deployer.rst")
+        if not os.path.exists(path):
+            raise SkipTest("docs/ is not next to the package (installed elsewhere)")
+        with open(path) as handle:
+            text = handle.read()
+        start = text.index("Read with PyYAML")
+        block = text[start:text.index("``nodes`` (a list", start)].splitlines()[2:]
+        parsed = parse_deployment("\n".join(line[4:] for line in block))
+        self.assertEqual((len(parsed.nodes), len(parsed.datasets)), (2, 2))
+        self.assertEqual(parsed.datasets[D1].maximum_size, 10 * 1024 ** 3)
+        self.assertTrue(parsed.datasets[D2].deleted)
