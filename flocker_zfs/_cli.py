@@ -220,6 +220,7 @@ async def _agent(options, out, err):
     """
     Run the reference agent until the reactor shuts down (SIGTERM, SIGINT).
     """
+    # Imported here: peer-serve, run by sshd for every request, never needs it.
     from ._agent import agent_from_config
     if options.config is None:
         raise ConfigError("the agent needs a configuration file, and %s does not exist"
