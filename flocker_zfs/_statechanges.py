@@ -13,7 +13,7 @@ each step ended; the backend's and replicator's actions nest inside.
 from eliot import Message, start_action
 from eliot.twisted import DeferredContext
 from pyrsistent import PClass, field, pvector_field
-from twisted.internet.defer import DeferredList, maybeDeferred
+from twisted.internet.defer import DeferredList, maybeDeferred, succeed
 from zope.interface import Attribute, Interface, implementer
 
 from ._actions import (
@@ -235,13 +235,12 @@ class Sequentially(PClass):
         return _in_action(self.eliot_action, lambda: self._run(context))
 
     def _run(self, context):
-        remaining = list(self.changes)
-
-        def next_change(_):
-            if not remaining:
-                return None
-            return run_state_change(remaining.pop(0), context).addCallback(next_change)
-        return next_change(None)
+        # Through a DeferredContext, so each later change starts inside this
+        # action even when the one before it finished in another context.
+        chain = DeferredContext(succeed(None))
+        for change in self.changes:
+            chain.addCallback(lambda _, change=change: run_state_change(change, context))
+        return chain.result
 
 
 @implementer(IStateChange)
@@ -263,7 +262,8 @@ class InParallel(PClass):
 
     def _run(self, context):
         running = [run_state_change(change, context) for change in self.changes]
-        return DeferredList(running, consumeErrors=True).addCallback(_first_failure)
+        done = DeferredContext(DeferredList(running, consumeErrors=True))
+        return done.addCallback(_first_failure).result
 
 
 def _first_failure(results):

@@ -530,3 +530,27 @@ class LoggingTests(NetworkCase):
         assertHasAction(self, logger, CHANGE_IN_PARALLEL, False)
         logger.flushTracebacks(NotOwner)
         logger.flushTracebacks(PeerUnreachable)
+
+    @capture_logging(None)
+    def test_nesting_after_async_step(self, logger):
+        """
+        A change that starts after an earlier one finished asynchronously
+        (fired from outside any action) still nests in its ``Sequentially``
+        and ``InParallel``, and so do the failure messages.
+        """
+        log, first = [], Deferred()
+        d = run_state_change(InParallel(changes=[Sequentially(
+            dataset_id=self.dataset_id,
+            changes=[Recorded(log, "wait", first),
+                     CreateDataset(dataset_id=self.dataset_id),
+                     CreateDataset(dataset_id=self.dataset_id)])]), self.context(self.a))
+        first.callback(None)  # outside any eliot action
+        self.failureResultOf(d)
+        [sequence] = LoggedAction.of_type(logger.messages, CHANGE_SEQUENTIALLY)
+        self.assertEqual([c.start_message["action_type"] for c in sequence.children
+                          if isinstance(c, LoggedAction)], [CHANGE_CREATE, CHANGE_CREATE])
+        [parallel] = LoggedAction.of_type(logger.messages, CHANGE_IN_PARALLEL)
+        self.assertIn("flocker_zfs:change:failed",
+                      [m.message.get("message_type") for m in parallel.children
+                       if not isinstance(m, LoggedAction)])
+        logger.flushTracebacks(Exception)
