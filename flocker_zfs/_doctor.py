@@ -157,6 +157,9 @@ class _Doctor(object):
                 result = await result
         except FlockerZFSError as error:
             return [from_error(name, error)]
+        except OSError as error:
+            return [failed(name, "cannot read %s: %s" % (error.filename, error.strerror),
+                           "Run doctor as root (as the agent runs), or fix the permissions.")]
         except Exception as error:
             return [failed(name, "could not be checked: %r" % (error,),
                            "This is a bug in flocker-zfs doctor; please report it.")]

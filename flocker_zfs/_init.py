@@ -109,7 +109,11 @@ async def run_init(options, out, err):
     """
     work = _Init(options)
     with start_action(action_type=CLI_INIT, pool=work.pool) as action:
-        await work.inspect()
+        try:
+            await work.inspect()
+        except OSError as error:
+            raise ConfigError("cannot read %s: %s" % (error.filename, _reason(error)),
+                              fix="Check the path and its permissions; nothing was changed.")
         await work.apply()
         action.add_success_fields(created=work.created, reused=work.reused)
     _print_report(work.report(), options.json, out)
@@ -171,9 +175,10 @@ class _Init(object):
                           if options.pool_file else None)
         self.device = _absolute("--device", options.device) if options.device else None
         port = validate_port(setting(options, "ssh_port"))
-        self.peers = [parse_peer(text, port) for text in options.peer]
+        self.peers = _unique(parse_peer(text, port) for text in options.peer)
         self.peer_from = validate_peer_from(options.peer_from) if options.peer_from else []
-        self.peer_keys = [load_peer_key(value) for value in options.peer_key]
+        self.peer_keys = list({key.text(): key for key in map(load_peer_key, options.peer_key)
+                               }.values())
         self.install = (_absolute("--install-authorized-keys", options.install_authorized_keys)
                         if options.install_authorized_keys else None)
         if self.install and not self.peer_keys:
@@ -273,6 +278,11 @@ class _Init(object):
         if not os.path.lexists(path) and not os.path.lexists(public):
             self.key_action = "create"
             return
+        if record is not None and not os.path.lexists(path):
+            raise InitRefused(
+                "SSH key %s is missing but its public half %s remains" % (path, public),
+                fix="Restore the private key from backup, or remove %s to let init make a "
+                    "new key (then authorize the new key on the peers)." % (public,))
         if not os.path.isfile(path) or (record is None and not self.options.adopt_existing_key):
             raise InitRefused(
                 "SSH key %s%s already exists and init did not create it; init never replaces "
@@ -363,6 +373,15 @@ class _Init(object):
         (self.created if created else self.reused).append(thing)
 
     async def apply(self):
+        try:
+            await self._apply()
+        except OSError as error:
+            raise ConfigError("cannot write %s: %s" % (error.filename, _reason(error)),
+                              fix="Run init as root, or choose paths it can write; what it "
+                                  "made so far is recorded, and the next run goes on from "
+                                  "there.")
+
+    async def _apply(self):
         _make_private_dir(self.config_dir)
         await self._apply_pool()
         save_state(self.state_path, self.state)
@@ -474,6 +493,15 @@ class _Init(object):
                 "own_key_line": own,
             },
         }
+
+
+def _unique(items):
+    """:return: ``items`` as a list without repeats, in their first order."""
+    return list(dict.fromkeys(items))
+
+
+def _reason(error):
+    return os.strerror(error.errno) if error.errno else str(error)
 
 
 def _make_private_dir(path):

@@ -569,6 +569,60 @@ class InitTests(SynchronousTestCase):
         with open(node.known_hosts) as handle:
             self.assertEqual(handle.read(), "node-b %s\n" % (HOST_KEY.text(),))
 
+    def test_peer_given_twice(self):
+        """
+        A peer given twice is recorded once.
+        """
+        self.assertEqual(self.node.init("--peer", "10.0.0.12:2222",
+                                        "--peer", "10.0.0.12:2222")[0], 0)
+        with open(self.node.known_hosts) as handle:
+            self.assertEqual(len(handle.read().splitlines()), 1)
+
+    def test_private_key_lost(self):
+        """
+        init's key whose private half is gone is not silently replaced: the
+        peers authorized the old one.
+        """
+        node = self.node
+        self.assertEqual(node.init()[0], 0)
+        os.remove(node.identity)
+        status, _, err = node.init()
+        self.assertEqual(status, 1)
+        self.assertIn("SSH key %s is missing but its public half %s.pub remains"
+                      % (node.identity, node.identity), err)
+
+    def test_unwritable_path(self):
+        """
+        A path that cannot be read or written is one line naming it, not a
+        traceback.
+        """
+        node = self.node
+        blocker = os.path.join(node.base, "file")
+        with open(blocker, "w"):
+            pass
+        status, _, err = node.init("--peer-key", PEER_KEY.line(), "--install-authorized-keys",
+                                   os.path.join(blocker, "authorized_keys"))
+        self.assertEqual(status, 1)
+        self.assertIn("flocker-zfs: error: cannot read %s/authorized_keys: Not a directory. "
+                      "Fix: Check the path and its permissions; nothing was changed." % (blocker,),
+                      err)
+        self.assertFalse(os.path.exists(node.etc))
+
+    def test_unwritable_pool_file(self):
+        """
+        A pool file that cannot be made is one line naming the path.
+        """
+        node = self.node
+        blocker = os.path.join(node.base, "file")
+        with open(blocker, "w"):
+            pass
+        argv = node.init_argv()
+        argv[argv.index("--pool-file") + 1] = os.path.join(blocker, "pool.img")
+        status, _, err = run_command(self, argv, node.zfs, node.tools)
+        self.assertEqual(status, 1)
+        self.assertIn("flocker-zfs: error: cannot write %s: File exists" % (blocker,), err)
+        self.assertEqual(node.fake.pools(), [])
+
     def test_install_needs_peer_keys(self):
         """
         ``--install-authorized-keys`` without ``--peer-key`` is refused
