@@ -397,6 +397,36 @@ class DoctorTests(SynchronousTestCase):
         self.assertEqual(checks["deployment"]["detail"],
                          "/etc/flocker/deployment.yml: 1 other node(s)")
 
+    def test_deployment_file(self):
+        """
+        A real deployment file is read with Part 2's loader; a node listed
+        without a recorded host key fails, the reachable one passes.
+        """
+        with open(self.node.node_file) as handle:
+            own = json.load(handle)["uuid"]
+        path = os.path.join(self.node.base, "deployment.yml")
+        with open(path, "w") as handle:
+            handle.write("nodes:\n"
+                         "  - {uuid: %s, address: 10.0.0.1}\n"
+                         "  - {uuid: %s, address: 10.0.0.12, ssh_port: 2222}\n"
+                         "  - {uuid: 00000000-0000-4000-8000-000000000001, address: node-c}\n"
+                         "datasets: []\n" % (own, self.peer_node.node_uuid))
+        status, checks = self.checks("--deployment", path)
+        self.assertEqual(status, 1)
+        self.assertEqual(checks["deployment"]["detail"], "%s: 2 other node(s)" % (path,))
+        self.assertTrue(checks["%s (node %s)" % (PEER, self.peer_node.node_uuid)]["ok"])
+        self.assertEqual(
+            [name for name, check in checks.items() if not check["ok"]],
+            ["peer node-c:22 (node 00000000-0000-4000-8000-000000000001)"])
+
+    def test_deployment_invalid(self):
+        """
+        A deployment file that cannot be read fails its check with the fix.
+        """
+        checks = self.assert_only_failing(["deployment"], "--deployment",
+                                          os.path.join(self.node.base, "missing.yml"))
+        self.assertIn("missing.yml", checks["deployment"]["detail"])
+
     def test_deployment_from_config(self):
         """
         Without ``--deployment``, the deployment file the configuration names
