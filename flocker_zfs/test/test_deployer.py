@@ -11,13 +11,16 @@ import uuid
 from eliot.testing import assertHasAction, capture_logging
 from hypothesis import given, settings, strategies as st
 from twisted.internet.defer import fail, succeed
+from twisted.internet.interfaces import IReactorThreads
 from twisted.internet.testing import MemoryReactorClock
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
 
 from .._actions import DEPLOYER_DISCOVER
 from .._deployer import (
     ClusterState, InUseScanFailed, InvalidNodeState, NodeState, calculate_changes,
-    discover_state, node_state_from_json, node_state_to_json, processes_using)
+    discover_state, node_state_from_json, node_state_to_json, open_users, processes_using)
 from .._deployment import DesiredDataset, Deployment, NodeAddress
 from .._statechanges import (
     CreateDataset, DeleteDataset, HandoffDataset, InParallel, PushDataset, RecoverHandoff,
@@ -79,6 +82,46 @@ def flatten(change):
     if isinstance(change, (Sequentially, InParallel)):
         return [leaf for child in change.changes for leaf in flatten(child)]
     return [change]
+
+
+class SyncPool(object):
+    """
+    A thread pool stand-in that runs each call at once, counting them.
+    """
+
+    calls = 0
+
+    def callInThreadWithCallback(self, on_result, function, *args, **kwargs):
+        self.calls += 1
+        try:
+            result = function(*args, **kwargs)
+        except Exception:
+            on_result(False, Failure())
+        else:
+            on_result(True, result)
+
+
+@implementer(IReactorThreads)
+class ThreadedReactor(MemoryReactorClock):
+    """
+    A memory reactor with a (synchronous) thread pool.
+    """
+
+    def __init__(self):
+        MemoryReactorClock.__init__(self)
+        self.pool = SyncPool()
+
+    def getThreadPool(self):
+        return self.pool
+
+    def callFromThread(self, function, *args, **kwargs):
+        function(*args, **kwargs)
+
+    def callInThread(self, function, *args, **kwargs):
+        function(*args, **kwargs)
+
+    def suggestThreadPoolSize(self, size):
+        pass
 
 
 # -- discovery ---------------------------------------------------------------------
@@ -267,6 +310,19 @@ class ProcessesUsingTests(SynchronousTestCase):
         with open(os.path.join(directory, "f"), "rb"):
             self.assertIn(os.getpid(), processes_using([directory])[directory])
         self.assertNotIn(os.getpid(), processes_using([directory])[directory])
+
+    def test_thread_pool(self):
+        """
+        ``open_users`` runs the scan in the reactor's thread pool when it has
+        one.
+        """
+        reactor = ThreadedReactor()
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        with open(os.path.join(directory, "f"), "w"):
+            found = self.successResultOf(open_users(reactor, [directory]))
+        self.assertIn(os.getpid(), found[directory])
+        self.assertEqual(reactor.pool.calls, 1)
 
     def test_default_without_threads(self):
         """
@@ -875,3 +931,19 @@ class CalculateChangesPropertyTests(SynchronousTestCase):
         for me, local in states.items():
             without = ClusterState(nodes={n: s for n, s in states.items() if n != me})
             self.assertEqual(calculate_changes(deployment, without, local), first[me])
+
+
+class NodeStateJSONPropertyTests(SynchronousTestCase):
+    """
+    Generated node states survive JSON.
+    """
+
+    @settings(max_examples=100, deadline=None)
+    @given(clusters())
+    def test_round_trip(self, states):
+        """
+        Every generated state comes back equal from its JSON text.
+        """
+        for state in states.values():
+            text = json.dumps(node_state_to_json(state))
+            self.assertEqual(node_state_from_json(json.loads(text)), state)
