@@ -379,12 +379,19 @@ def _recovery(desired, local, me, deployment):
     """
     The change settling an interrupted handoff (``local.handoff`` set), or
     ``None`` when it cannot be settled automatically.
+
+    It aborts (takes the dataset back) only when this node is the desired
+    primary and the marker shows no acquire may have been sent; once one may
+    have been (``:acquiring``) the replicator refuses to abort, so the
+    handoff is finished instead and the new owner hands it back on a later
+    iteration.
     """
     marker = parse_marker(local.handoff)
     if marker is None or marker[0] not in deployment.nodes or marker[0] == me:
         return None  # malformed, or a peer the deployment cannot reach: the operator decides
-    return RecoverHandoff(dataset_id=desired.dataset_id, node_uuid=marker[0],
-                          abort=desired.primary == me)
+    peer, _, acquire_maybe_sent = marker
+    return RecoverHandoff(dataset_id=desired.dataset_id, node_uuid=peer,
+                          abort=desired.primary == me and not acquire_maybe_sent)
 
 
 def _as_primary(desired, local, me, nodes, deployment, in_use):
@@ -455,8 +462,10 @@ def calculate_changes(desired, cluster_state, local_state):
 
     - A copy here with a handoff marker (an interrupted handoff) gets only
       ``RecoverHandoff`` to the marker's peer, with ``abort`` when this node
-      is the desired primary; a malformed marker, or a peer the deployment
-      does not list, is left to the operator.
+      is the desired primary and no acquire may have been sent (no
+      ``:acquiring`` in the marker; otherwise the handoff is finished and
+      handed back later); a malformed marker, or a peer the deployment does
+      not list, is left to the operator.
     - ``deleted``: ``DeleteDataset`` of this node's copy, if it has one and
       it is not in use (every node deletes its own copy).
     - This node is the primary and owns the writable copy: ``ResizeDataset``

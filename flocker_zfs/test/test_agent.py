@@ -764,12 +764,6 @@ class StopTests(SynchronousTestCase):
             self.assertEqual((step, cluster.path_of("a", x, "f").getContent()),
                              (step, b"latest"))
 
-    test_primary_back_after_crash.todo = (
-        "after a crash at 'acquire-marked' the deployer plans RecoverHandoff(abort=True), "
-        "which the replicator refuses (HandoffInDoubt) on every iteration: no node is "
-        "writable until an operator runs recover without --abort (flocker_zfs/_deployer.py "
-        "_recovery should ask for abort only when the marker has no ':acquiring')")
-
 
 class LoggingTests(SynchronousTestCase):
     """

@@ -661,13 +661,43 @@ class CalculateChangesTests(SynchronousTestCase):
     def test_recover_abort(self):
         """
         An interrupted handoff away from this node, which is the desired
-        primary, is recovered with abort; even when the peer did not answer
-        (an abort before any acquire needs no peer).
+        primary, is recovered with abort when the marker shows no acquire
+        was sent; even when the peer did not answer (an abort before any
+        acquire needs no peer).
         """
         deployment = desired(want(D0, N0, deleted=False))
         states = [node(N0, copy(D0, N0, handoff="%s:2" % (N2,)))]
         self.assertEqual(plan_for(deployment, states, N0).changes,
                          [RecoverHandoff(dataset_id=D0, node_uuid=N2, abort=True)])
+
+    def test_recover_acquiring_not_aborted(self):
+        """
+        When an acquire may have been sent (``:acquiring``), the handoff is
+        finished even though this node is the desired primary again (the
+        replicator would refuse the abort every time); the new owner hands
+        it back later.
+        """
+        deployment = desired(want(D0, N0))
+        states = [node(N0, copy(D0, N0, handoff="%s:2:acquiring" % (N2,))), node(N2)]
+        self.assertEqual(plan_for(deployment, states, N0).changes,
+                         [RecoverHandoff(dataset_id=D0, node_uuid=N2, abort=False)])
+
+    def test_recover_each_marker(self):
+        """
+        ``abort`` is asked for exactly when this node is the desired primary
+        and the marker has no ``:acquiring``, whoever else is the primary.
+        """
+        for primary, marker, abort in [(N0, "%s:2" % (N1,), True),
+                                       (N0, "%s:2:acquiring" % (N1,), False),
+                                       (N1, "%s:2" % (N1,), False),
+                                       (N1, "%s:2:acquiring" % (N1,), False),
+                                       (N2, "%s:2" % (N1,), False),
+                                       (N2, "%s:2:acquiring" % (N1,), False)]:
+            deployment = desired(want(D0, primary))
+            states = [node(N0, copy(D0, N0, handoff=marker)), node(N1), node(N2)]
+            self.assertEqual(plan_for(deployment, states, N0).changes,
+                             [RecoverHandoff(dataset_id=D0, node_uuid=N1, abort=abort)],
+                             (primary, marker))
 
     def test_recover_before_delete(self):
         """
