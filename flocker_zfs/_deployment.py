@@ -30,7 +30,7 @@ from pyrsistent import PClass, field, pmap_field, pset_field
 from ._backend import MINIMUM_SIZE
 from ._ssh import validate_host
 from .errors import ConfigError, InvalidName
-from .names import is_dataset_id
+from .names import is_dataset_id, shown
 
 #: Multipliers of the size suffixes (binary: ``1G`` is 2**30 bytes).
 _UNITS = {"": 1, "K": 1024, "M": 1024 ** 2, "G": 1024 ** 3, "T": 1024 ** 4, "P": 1024 ** 5}
@@ -107,11 +107,6 @@ class _Invalid(Exception):
         self.message = message
 
 
-def _shown(value):
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
 def _type_name(value):
     names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
              list: "a list", dict: "a mapping", type(None): "null"}
@@ -123,10 +118,10 @@ def _expect(path, value, kinds, expected):
     :raises _Invalid: ``value`` is not of ``kinds`` (a bool is never an int).
     """
     if isinstance(value, bool) and bool not in kinds:
-        raise _Invalid(path, "expected %s, got a boolean (%s)" % (expected, _shown(value)))
+        raise _Invalid(path, "expected %s, got a boolean (%s)" % (expected, shown(value)))
     if not isinstance(value, kinds):
         raise _Invalid(path, "expected %s, got %s (%s)" % (expected, _type_name(value),
-                                                           _shown(value)))
+                                                           shown(value)))
     return value
 
 
@@ -136,7 +131,7 @@ def _mapping(path, value, known, required, what):
     ``required``.
     """
     _expect(path, value, (dict,), "a mapping (%s)" % (what,))
-    unknown = sorted(_shown(k) if not isinstance(k, str) else k
+    unknown = sorted(shown(k) if not isinstance(k, str) else k
                      for k in value if k not in known)
     if unknown:
         where = "%s." % (path,) if path else ""
@@ -154,7 +149,7 @@ def _uuid(path, value, what):
     if not is_dataset_id(value):
         raise _Invalid(path, "expected %s (a lowercase UUID such as "
                              "'3f1c2b5e-3d4a-4b7c-9e8f-0a1b2c3d4e5f'), got %s"
-                       % (what, _shown(value)))
+                       % (what, shown(value)))
     return value
 
 
@@ -173,7 +168,7 @@ def parse_size(path, value):
     if isinstance(value, str):
         match = _SIZE.match(value.strip())
         if match is None:
-            raise _Invalid(path, "expected %s, got %s" % (expected, _shown(value)))
+            raise _Invalid(path, "expected %s, got %s" % (expected, shown(value)))
         value = int(match.group(1)) * _UNITS[match.group(2).upper()]
     if value < MINIMUM_SIZE:
         raise _Invalid(path, "size %d bytes is below the minimum of %d (1 MiB)"

@@ -24,6 +24,7 @@ import shlex
 from pyrsistent import PClass, field
 
 from .errors import ConfigError, InvalidName
+from .names import shown
 
 #: Ciphers that may be asked for explicitly: modern AEAD and CTR modes that
 #: every supported OpenSSH offers.  ``None`` in the config leaves ssh's own
@@ -55,11 +56,6 @@ _MAX_HOSTNAME = 253
 _PATH_SPECIAL = frozenset(" \t\"'\\%~,=#")
 
 
-def _shown(value):
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
 def validate_host(value):
     """
     Check a peer address before it reaches the ssh command line.
@@ -75,7 +71,7 @@ def validate_host(value):
     """
     if not isinstance(value, str) or not value:
         raise InvalidName("invalid peer address %s: must be a host name or an IP address"
-                          % (_shown(value),), fix="Use a host name or an IP address.")
+                          % (shown(value),), fix="Use a host name or an IP address.")
     if "%" not in value:      # a zone index ("fe80::1%eth0") is free text
         try:
             ipaddress.ip_address(value)
@@ -90,7 +86,7 @@ def validate_host(value):
         raise InvalidName(
             "invalid peer address %s: not an IP address nor a host name (letters, digits "
             "and '-' in dot-separated labels, not starting or ending with '-', at most "
-            "253 characters)" % (_shown(value),),
+            "253 characters)" % (shown(value),),
             fix="Use the peer's plain host name or IP address, without user, port or "
                 "brackets; set the port with ssh_port.")
     return value
@@ -103,7 +99,7 @@ def validate_port(value):
     """
     if type(value) is not int or not 1 <= value <= 65535:
         raise ConfigError("invalid ssh port %s: must be a whole number from 1 to 65535"
-                          % (_shown(value),), fix="Use the peer's sshd port, normally 22.")
+                          % (shown(value),), fix="Use the peer's sshd port, normally 22.")
     return value
 
 
@@ -114,8 +110,8 @@ def validate_user(value):
     """
     if not isinstance(value, str) or not _USER.match(value) or len(value) > 32:
         raise InvalidName("invalid ssh user %s: use a Unix user name such as root"
-                          % (_shown(value),), fix="Use root, or a user name of lowercase "
-                                                  "letters, digits, '_' and '-'.")
+                          % (shown(value),), fix="Use root, or a user name of lowercase "
+                                                 "letters, digits, '_' and '-'.")
     return value
 
 
@@ -133,19 +129,19 @@ def validate_path(what, value):
     """
     fix = "Use an absolute path such as /etc/flocker/id_rsa_flocker."
     if not isinstance(value, str) or not value.startswith("/"):
-        raise InvalidName("invalid %s %s: must be an absolute path" % (what, _shown(value)),
+        raise InvalidName("invalid %s %s: must be an absolute path" % (what, shown(value)),
                           fix=fix)
     if any(ord(c) < 32 or ord(c) == 127 for c in value):
         raise InvalidName("invalid %s %s: contains control characters"
-                          % (what, _shown(value)), fix=fix)
+                          % (what, shown(value)), fix=fix)
     special = sorted(set(value) & _PATH_SPECIAL)
     if special:
         raise InvalidName("invalid %s %s: ssh would misread the characters %s"
-                          % (what, _shown(value), "".join(special)), fix=fix)
+                          % (what, shown(value), "".join(special)), fix=fix)
     parts = value.split("/")
     if ".." in parts or "." in parts or os.path.normpath(value) != value:
         raise InvalidName("invalid %s %s: not a normalised path (expected %r)"
-                          % (what, _shown(value), os.path.normpath(value)), fix=fix)
+                          % (what, shown(value), os.path.normpath(value)), fix=fix)
     return value
 
 
@@ -159,7 +155,7 @@ def validate_ciphers(value):
         return value
     if not isinstance(value, str) or not value or not set(value.split(",")) <= CIPHERS:
         raise ConfigError("invalid ssh ciphers %s: choose from %s"
-                          % (_shown(value), ", ".join(sorted(CIPHERS))),
+                          % (shown(value), ", ".join(sorted(CIPHERS))),
                           fix="Leave ciphers unset for ssh's default, or name one of them.")
     return value
 
@@ -168,7 +164,7 @@ def _positive(what):
     def check(value):
         if type(value) is not int or not 1 <= value <= 3600:
             raise ConfigError("invalid %s %s: must be a whole number of seconds from 1 "
-                              "to 3600" % (what, _shown(value)))
+                              "to 3600" % (what, shown(value)))
         return value
     return check
 
@@ -186,7 +182,7 @@ def _control_dir(value):
         validate_path("control_dir", value)
         if len(value.encode("utf-8")) > MAX_CONTROL_DIR:
             raise InvalidName("invalid control_dir %s: longer than %d bytes, too long for "
-                              "the ssh control socket path" % (_shown(value), MAX_CONTROL_DIR))
+                              "the ssh control socket path" % (shown(value), MAX_CONTROL_DIR))
     return value
 
 

@@ -34,9 +34,13 @@ def is_dataset_id(value):
     return isinstance(value, str) and _UUID.match(value) is not None
 
 
-def _shown(value):
+def shown(value, limit=80):
+    """
+    :return: ``repr(value)``, cut to ``limit`` characters, for quoting a bad
+        value in a one-line message.
+    """
     text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def validate_dataset_id(value):
@@ -45,7 +49,7 @@ def validate_dataset_id(value):
     :raises InvalidDatasetId: otherwise.
     """
     if not is_dataset_id(value):
-        raise InvalidDatasetId("invalid dataset id %s: not a lowercase UUID" % (_shown(value),))
+        raise InvalidDatasetId("invalid dataset id %s: not a lowercase UUID" % (shown(value),))
     return value
 
 
@@ -58,15 +62,15 @@ def validate_pool_name(value):
     if not isinstance(value, str) or not _POOL.match(value):
         raise InvalidName(
             "invalid pool name %s: must start with a letter and contain only "
-            "letters, digits, '_', '.', ':' and '-'" % (_shown(value),))
+            "letters, digits, '_', '.', ':' and '-'" % (shown(value),))
     # zfs_namecheck.c pool_namecheck(): these prefixes and names are reserved.
     if value.startswith(_RESERVED_PREFIXES) or value in _RESERVED_POOLS:
-        raise InvalidName("invalid pool name %s: reserved by ZFS" % (_shown(value),))
+        raise InvalidName("invalid pool name %s: reserved by ZFS" % (shown(value),))
     longest = len(value.encode("utf-8")) + 1 + 36 + 1 + MAX_SNAPSHOT_NAME
     if longest > MAX_NAME_BYTES:
         raise NameTooLong(
             "pool name %s is too long: <pool>/<dataset id>@<snapshot> would be "
-            "%d bytes, over ZFS's limit of %d" % (_shown(value), longest, MAX_NAME_BYTES))
+            "%d bytes, over ZFS's limit of %d" % (shown(value), longest, MAX_NAME_BYTES))
     return value
 
 
@@ -78,10 +82,10 @@ def validate_snapshot_name(value):
     if not isinstance(value, str) or not _SNAPSHOT.match(value):
         raise InvalidName(
             "invalid snapshot name %s: use letters, digits, '_', '.', ':' and "
-            "'-', not starting with '-' or '.'" % (_shown(value),))
+            "'-', not starting with '-' or '.'" % (shown(value),))
     if len(value) > MAX_SNAPSHOT_NAME:
         raise NameTooLong("snapshot name %s is longer than %d characters"
-                          % (_shown(value), MAX_SNAPSHOT_NAME))
+                          % (shown(value), MAX_SNAPSHOT_NAME))
     return value
 
 
@@ -92,19 +96,19 @@ def validate_mount_root(value):
     :raises InvalidName: otherwise.
     """
     if not isinstance(value, str) or not value:
-        raise InvalidName("invalid mount_root %s: must be an absolute path" % (_shown(value),))
+        raise InvalidName("invalid mount_root %s: must be an absolute path" % (shown(value),))
     if not value.startswith("/"):
-        raise InvalidName("invalid mount_root %s: must be an absolute path" % (_shown(value),))
+        raise InvalidName("invalid mount_root %s: must be an absolute path" % (shown(value),))
     if any(ord(c) < 32 or ord(c) == 127 for c in value):
-        raise InvalidName("invalid mount_root %s: contains control characters" % (_shown(value),))
+        raise InvalidName("invalid mount_root %s: contains control characters" % (shown(value),))
     parts = value.split("/")
     if ".." in parts or "." in parts:
-        raise InvalidName("invalid mount_root %s: must not contain '.' or '..'" % (_shown(value),))
+        raise InvalidName("invalid mount_root %s: must not contain '.' or '..'" % (shown(value),))
     if os.path.normpath(value) != value and value != "/":
         raise InvalidName("invalid mount_root %s: not normalised (expected %r)"
-                          % (_shown(value), os.path.normpath(value)))
+                          % (shown(value), os.path.normpath(value)))
     if any(len(p.encode("utf-8")) > 255 for p in parts):
-        raise NameTooLong("invalid mount_root %s: a component is over 255 bytes" % (_shown(value),))
+        raise NameTooLong("invalid mount_root %s: a component is over 255 bytes" % (shown(value),))
     return value
 
 

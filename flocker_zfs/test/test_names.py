@@ -9,7 +9,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from ..errors import InvalidDatasetId, InvalidName, NameTooLong
 from ..names import (
-    MAX_NAME_BYTES, dataset_name, is_dataset_id, snapshot_name, validate_dataset_id,
+    MAX_NAME_BYTES, dataset_name, is_dataset_id, shown, snapshot_name, validate_dataset_id,
     validate_mount_root, validate_pool_name, validate_snapshot_name)
 
 HOSTILE = ["", " ", ";", "$(id)", "`id`", "\n", "\0", "@", "#", "/", "%", ".", "..",
@@ -161,3 +161,24 @@ class DatasetNameTests(SynchronousTestCase):
         """
         value = str(uuid.uuid4())
         self.assertEqual(dataset_name("flocker", value), "flocker/" + value)
+
+
+class ShownTests(SynchronousTestCase):
+    """
+    Tests for :func:`shown`, how messages quote a bad value.
+    """
+
+    def test_short(self):
+        """
+        A short value is quoted whole, as ``repr`` writes it (control
+        characters escaped).
+        """
+        self.assertEqual([shown(v) for v in ("a\nb", 5, None)], ["'a\\nb'", "5", "None"])
+
+    def test_cut(self):
+        """
+        A long value is cut to the limit, ending in ``...``.
+        """
+        self.assertEqual(shown("x" * 100), "'" + "x" * 76 + "...")
+        self.assertEqual(shown("x" * 100, limit=10), "'xxxxxx...")
+        self.assertEqual(shown("x" * 78), "'" + "x" * 78 + "'")
