@@ -24,8 +24,7 @@ from ._config import DEFAULT_CONFIG, ZFSSettings, load_config
 from ._peerserve_main import DEFAULT_LOCK_DIR, serve_main
 from ._protocol import encode_error
 from ._replication import Replicator
-from ._initsteps import parse_peer
-from ._ssh import SSHConfig
+from ._ssh import SSHConfig, parse_peer
 from ._sshpeer import SSHPeer
 from .errors import ConfigError, FlockerZFSError
 from .node import load_node_uuid

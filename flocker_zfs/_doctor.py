@@ -23,11 +23,11 @@ from ._checks import (
     from_error, describe_capabilities, failed, is_serve_line, judge_health, judge_hello,
     judge_private_key_mode, judge_serve_line, judge_shared_file, passed)
 from ._initsteps import (
-    ToolFailed, host_token, parse_known_hosts, parse_peer, parse_public_key, recorded_keys,
+    ToolFailed, host_token, parse_known_hosts, parse_public_key, recorded_keys,
     run_tool, setting, split_authorized_line)
 from ._protocol import HELLO
 from ._runner import ProcessRunner
-from ._ssh import SSHConfig, validate_port
+from ._ssh import SSHConfig, parse_peer, validate_port
 from .errors import ConfigError, FlockerZFSError, PoolNotFound, ZFSError
 from .names import validate_mount_root, validate_pool_name
 from .node import DEFAULT_NODE_FILE, load_node_uuid

@@ -26,11 +26,11 @@ from ._actions import CLI_INIT
 from ._initsteps import (
     SCAN_ARGUMENT, STATE_FILE, InitRefused, ToolFailed, authorized_keys_line,
     decide_host_key, host_token, known_hosts_line, load_peer_key, load_state,
-    parse_keyscan, parse_known_hosts, parse_peer, parse_public_key, parse_size,
+    parse_keyscan, parse_known_hosts, parse_public_key, parse_size,
     read_public_key, run_tool, save_state, serve_argv, setting, split_authorized_line,
     validate_peer_from)
 from ._runner import ProcessRunner
-from ._ssh import validate_path, validate_port
+from ._ssh import parse_peer, validate_path, validate_port
 from .errors import ConfigError, ZFSError
 from .names import validate_mount_root, validate_pool_name
 from .node import load_node_uuid

@@ -22,7 +22,7 @@ import shlex
 
 from pyrsistent import PClass, field
 
-from ._ssh import validate_host, validate_port
+from ._ssh import validate_host
 from .errors import ConfigError, FlockerZFSError, InvalidName, ZFSError, ZFSNotInstalled
 
 #: The file, in the config directory, where init records what it created.
@@ -125,25 +125,6 @@ def parse_size(text):
         raise ConfigError("pool size %s is too small: ZFS needs at least 64M" % (text,),
                           fix="Use --pool-size 64M or more (10G is the default).")
     return size
-
-
-def parse_peer(text, default_port=22):
-    """
-    ``HOST``, ``HOST:PORT`` or ``[IPV6]:PORT`` -> ``(host, port)``, validated.
-
-    :raises InvalidName: a bad host or port.
-    """
-    host, port = text, str(default_port)
-    if text.startswith("["):
-        inside, bracket, rest = text[1:].partition("]")
-        if not bracket or (rest and not rest.startswith(":")):
-            raise InvalidName("invalid peer %r: use HOST, HOST:PORT or [IPV6]:PORT" % (text,))
-        host, port = inside, (rest[1:] or port)
-    elif text.count(":") == 1:
-        host, port = text.split(":")
-    if not port.isdigit():
-        raise InvalidName("invalid peer port in %r: must be a number from 1 to 65535" % (text,))
-    return validate_host(host), validate_port(int(port))
 
 
 def host_token(host, port):

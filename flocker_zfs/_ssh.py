@@ -3,8 +3,9 @@
 The ``ssh`` command line that reaches a peer's ``peer-serve``, as pure data.
 
 Nothing here runs a process.  :class:`SSHConfig` holds the client settings
-(validated when built), :func:`validate_host` the peer address rules and
-:func:`ssh_argv` the argv with every option pinned: no user or system
+(validated when built), :func:`validate_host` the peer address rules,
+:func:`parse_peer` reads a peer as written on a command line, and
+:func:`ssh_argv` builds the argv with every option pinned: no user or system
 ``ssh_config`` is read (``-F /dev/null``), host keys are checked strictly
 against one file, nothing is forwarded, and the destination comes right after
 ``--`` so it can never be read as an option (scenario 11 of the reliability
@@ -101,6 +102,45 @@ def validate_port(value):
         raise ConfigError("invalid ssh port %s: must be a whole number from 1 to 65535"
                           % (shown(value),), fix="Use the peer's sshd port, normally 22.")
     return value
+
+
+_PEER_FIX = ("Write the peer as HOST, HOST:PORT or [IPV6]:PORT, e.g. node-b, node-b:2222 "
+             "or [fd00::2]:2222.")
+
+
+def parse_peer(text, default_port=22):
+    """
+    Read a peer as given on a command line: ``HOST``, ``HOST:PORT`` or
+    ``[IPV6]:PORT`` (a bare IPv6 address, which has colons of its own,
+    takes ``default_port``).
+
+    :param str text: the peer.
+    :param int default_port: the port when ``text`` names none.
+    :return: ``(host, port)``, checked with :func:`validate_host` and
+        :func:`validate_port`.
+    :raises InvalidName: a bad host or port (quoting ``text``).
+    """
+    if not isinstance(text, str):
+        raise InvalidName("invalid peer %s" % (shown(text),), fix=_PEER_FIX)
+    host, port = text, None
+    if text.startswith("["):
+        inside, bracket, rest = text[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            raise InvalidName("invalid peer %s: use HOST, HOST:PORT or [IPV6]:PORT"
+                              % (shown(text),), fix=_PEER_FIX)
+        host, port = inside, (rest[1:] if rest else None)
+    elif text.count(":") == 1:
+        host, port = text.split(":")
+    try:
+        validate_host(host)
+    except InvalidName as error:
+        raise InvalidName(error.summary(), fix=_PEER_FIX)
+    if port is None:
+        return host, validate_port(default_port)
+    if not re.match(r"\A[0-9]{1,5}\Z", port) or not 1 <= int(port) <= 65535:
+        raise InvalidName("invalid peer port in %s: must be a number from 1 to 65535"
+                          % (shown(text),), fix=_PEER_FIX)
+    return host, int(port)
 
 
 def validate_user(value):

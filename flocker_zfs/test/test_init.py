@@ -24,7 +24,7 @@ from .. import _doctor, _init
 from .._actions import CLI_INIT
 from .._initsteps import (
     HostKeyChanged, InitRefused, PublicKey, authorized_keys_line, decide_host_key,
-    host_matches, parse_keyscan, parse_known_hosts, parse_peer, parse_size,
+    host_matches, parse_keyscan, parse_known_hosts, parse_size,
     split_authorized_line, validate_peer_from)
 from ..errors import ConfigError, FlockerZFSError, InvalidName, error_for
 from ..interfaces import IRunner
@@ -843,15 +843,6 @@ class StepsTests(SynchronousTestCase):
         self.assertEqual(validate_peer_from("10.0.0.0/24, node-b,::1"),
                          ["10.0.0.0/24", "node-b", "::1"])
         self.assertRaises(InvalidName, validate_peer_from, '10.0.0.1",command="sh')
-
-    def test_parse_peer(self):
-        """
-        Peers are ``HOST``, ``HOST:PORT`` or ``[IPV6]:PORT``.
-        """
-        self.assertEqual(parse_peer("node-b"), ("node-b", 22))
-        self.assertEqual(parse_peer("node-b:2222"), ("node-b", 2222))
-        self.assertEqual(parse_peer("[::1]:2222"), ("::1", 2222))
-        self.assertRaises(InvalidName, parse_peer, "-oProxyCommand=x")
 
     def test_parse_size(self):
         """

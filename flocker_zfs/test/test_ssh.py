@@ -9,7 +9,8 @@ from pyrsistent import InvariantException
 from twisted.trial.unittest import SynchronousTestCase
 
 from .._ssh import (
-    CIPHERS, SSHConfig, ssh_argv, validate_host, validate_path, validate_port, validate_user)
+    CIPHERS, SSHConfig, parse_peer, ssh_argv, validate_host, validate_path, validate_port,
+    validate_user)
 from ..errors import ConfigError, InvalidName
 
 CONFIG = SSHConfig(identity="/etc/flocker/id_rsa_flocker",
@@ -71,6 +72,71 @@ class ValidateHostTests(SynchronousTestCase):
             return
         self.assertFalse(text.startswith("-"))
         self.assertFalse(set(text) & set(" \t\n\r\0;&|$`'\"\\()<>*?[]{}!#~%@/="))
+
+
+class ParsePeerTests(SynchronousTestCase):
+    """
+    Tests for :func:`parse_peer`, the peer of a command line.
+    """
+
+    def test_forms(self):
+        """
+        ``HOST`` takes the default port; ``HOST:PORT`` and ``[IPV6]:PORT``
+        their own; a bare IPv6 address, whose colons are its own, and
+        ``[IPV6]`` take the default.
+        """
+        cases = {"node-b": ("node-b", 2200), "node-b:2222": ("node-b", 2222),
+                 "10.0.0.2:22": ("10.0.0.2", 22), "[::1]:2222": ("::1", 2222),
+                 "[fd00::2]": ("fd00::2", 2200), "fd00::2": ("fd00::2", 2200),
+                 "[node-b]:65535": ("node-b", 65535)}
+        for text, expected in cases.items():
+            self.assertEqual(parse_peer(text, 2200), expected, text)
+        self.assertEqual(parse_peer("node-b"), ("node-b", 22))
+
+    def test_hostile(self):
+        """
+        Every hostile address is refused with ``InvalidName``, whose fix
+        shows the forms a peer takes.
+        """
+        for host in HOSTILE_HOSTS:
+            if host in ("[::1]:22", "[::1]", "host:22"):
+                continue    # peers, not bare addresses
+            with self.assertRaises(InvalidName, msg=repr(host)) as caught:
+                parse_peer(host)
+            self.assertIn("HOST:PORT", caught.exception.fix)
+
+    def test_bad_ports(self):
+        """
+        A port that is empty, not ASCII digits or out of range is refused,
+        quoting the peer; so is a bad default port.
+        """
+        for text in ["h:", "h:0", "h:65536", "h:99999999999999999999", "h:22x", "h:-1",
+                     "h: 22", "h:\u0663", "h:\u00b2", "[::1]:", "[::1]:0", "[::1]x",
+                     "[::1", "[::1]]:22", "h:+22"]:
+            with self.assertRaises(InvalidName, msg=repr(text)) as caught:
+                parse_peer(text)
+            self.assertIn(repr(text), str(caught.exception))
+        self.assertRaises(ConfigError, parse_peer, "node-b", 0)
+
+    def test_not_text(self):
+        """
+        Something other than a string is refused with ``InvalidName``.
+        """
+        for value in (None, 22, b"node-b"):
+            self.assertRaises(InvalidName, parse_peer, value)
+
+    @given(st.text(max_size=300), st.integers(1, 65535))
+    def test_only_valid_results(self, text, default):
+        """
+        Whatever the text, the result is a host :func:`validate_host`
+        accepts and a port from 1 to 65535, or ``InvalidName``.
+        """
+        try:
+            host, port = parse_peer(text, default)
+        except InvalidName:
+            return
+        self.assertEqual(validate_host(host), host)
+        self.assertEqual(validate_port(port), port)
 
 
 class SSHConfigTests(SynchronousTestCase):
