@@ -19,12 +19,13 @@ from twisted.internet.task import react
 
 from . import _clireport as report
 from . import _doctor, _init
-from ._backend import ZFSBackend
+from ._backend import MINIMUM_SIZE, ZFSBackend
 from ._config import DEFAULT_CONFIG, ZFSSettings, load_config
 from ._peerserve_main import DEFAULT_LOCK_DIR, serve_main
 from ._protocol import encode_error
 from ._replication import Replicator
 from ._ssh import SSHConfig, parse_peer
+from ._sizes import InvalidSize, parse_size
 from ._sshpeer import SSHPeer
 from .errors import ConfigError, FlockerZFSError
 from .node import load_node_uuid
@@ -305,11 +306,11 @@ def _parser(out):
     create = command("create", _create, "create a dataset owned by this node",
                      creates_identity=True)
     create.add_argument("dataset_id", nargs="?", help="a lowercase UUID (default: a new one)")
-    create.add_argument("--size", type=report.parse_size, default=None,
+    create.add_argument("--size", type=_size, default=None,
                         help="size limit, e.g. 10G or 1.5T (default: none)")
     resize = command("resize", _resize, "change a dataset's size limit")
     resize.add_argument("dataset_id")
-    resize.add_argument("size", type=report.parse_size, help="new size limit, e.g. 20G, or 'none'")
+    resize.add_argument("size", type=_size, help="new size limit, e.g. 20G, or 'none'")
     destroy = command("destroy", _destroy, "destroy a dataset and its snapshots")
     destroy.add_argument("dataset_id")
     destroy.add_argument("--force", action="store_true",
@@ -349,6 +350,24 @@ def _parser(out):
                        help="per-dataset lock files (default: %(default)s)")
     serve.set_defaults(json=False)
     return parser
+
+
+def _size(text):
+    """
+    The ``--size`` of ``create`` and the size of ``resize``: ``none``, or a
+    size of at least 1M (what the backend accepts), so a bad one is a usage
+    error before anything runs.
+
+    :return: bytes, or ``None`` for no limit.
+    :raises argparse.ArgumentTypeError: not such a size (argparse puts the
+        argument's name in front).
+    """
+    if text.strip().lower() == "none":
+        return None
+    try:
+        return parse_size(text, minimum=MINIMUM_SIZE)
+    except InvalidSize as error:
+        raise argparse.ArgumentTypeError(error.summary())
 
 
 def _ssh_options(parser, defaults):

@@ -4,13 +4,12 @@ What the ``flocker-zfs`` commands print: tables and one-line reports for
 people, JSON documents for scripts, and the progress line of a transfer.
 
 Pure formatting, apart from :class:`Progress`, which writes to the stream
-it is given.  Sizes are binary (``K`` = 1024 bytes), matching what ``--size``
-accepts.  In JSON, node uuids are given in full, sizes in bytes, and ZFS
+it is given.  Sizes are binary (``K`` = 1024 bytes), as ``--size`` takes
+them.  In JSON, node uuids are given in full, sizes in bytes, and ZFS
 snapshot GUIDs as strings, because common JSON readers lose precision above
 2**53.
 """
 
-import argparse
 import json
 import os
 import traceback
@@ -20,50 +19,20 @@ from eliot import FileDestination, add_destinations, remove_destination
 from ._actions import (
     AGENT_DEPLOYMENT, AGENT_ITERATION, CHANGE_CREATE, CHANGE_DELETE, CHANGE_HANDOFF,
     CHANGE_PUSH, CHANGE_RECOVER, CHANGE_RESIZE)
+from ._sizes import human_size
 from .errors import ConfigError
 
 #: States a dataset's copy on this node can be in (the STATE column).
 WRITABLE, REPLICA, HANDING_OFF = "writable", "replica", "handing off"
 
-_UNITS = (("T", 1 << 40), ("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10))
-
 
 def human(value):
     """
     :param value: bytes, or ``None``.
-    :return: e.g. ``"64.0M"`` or ``"512B"``; ``"-"`` for ``None`` (no limit).
+    :return: e.g. ``"64.0M"`` or ``"512B"`` (:func:`~flocker_zfs._sizes.human_size`);
+        ``"-"`` for ``None`` (no limit).
     """
-    if value is None:
-        return "-"
-    for unit, scale in _UNITS:
-        if value >= scale:
-            return "%.1f%s" % (value / scale, unit)
-    return "%dB" % (value,)
-
-
-def parse_size(text):
-    """
-    Parse a size such as ``1073741824``, ``512M``, ``1.5G`` or ``none``
-    (the ``--size`` option): the inverse of :func:`human`.
-
-    :return: bytes (``int``), or ``None`` for no limit.
-    :raises argparse.ArgumentTypeError: not a size.
-    """
-    units = dict(_UNITS)
-    text = text.strip()
-    if text.lower() == "none":
-        return None
-    if text[-1:] in ("b", "B"):
-        text = text[:-1]    # 512B, 10GB
-    scale = 1
-    if text and text[-1].upper() in units:
-        scale, text = units[text[-1].upper()], text[:-1]
-    try:
-        value = int(text) * scale if scale == 1 else int(float(text) * scale)
-    except (ValueError, OverflowError):
-        raise argparse.ArgumentTypeError(
-            "invalid size %r: use bytes or a number with K, M, G or T (e.g. 10G)" % (text,))
-    return value
+    return "-" if value is None else human_size(value)
 
 
 def short(node_uuid):
