@@ -26,10 +26,11 @@ from ._actions import CLI_INIT
 from ._initsteps import (
     SCAN_ARGUMENT, STATE_FILE, InitRefused, ToolFailed, authorized_keys_line,
     decide_host_key, host_token, known_hosts_line, load_peer_key, load_state,
-    parse_keyscan, parse_known_hosts, parse_public_key, parse_size,
+    parse_keyscan, parse_known_hosts, parse_pool_size, parse_public_key,
     read_public_key, run_tool, save_state, serve_argv, setting, split_authorized_line,
     validate_peer_from)
 from ._runner import ProcessRunner
+from ._sizes import human_size
 from ._ssh import parse_peer, validate_path, validate_port
 from .errors import ConfigError, ZFSError
 from .names import validate_mount_root, validate_pool_name
@@ -170,7 +171,7 @@ class _Init(object):
         self.state_path = os.path.join(self.config_dir, STATE_FILE)
         self.identity = validate_path("ssh identity", setting(options, "ssh_identity"))
         self.known_hosts = validate_path("ssh known_hosts", setting(options, "ssh_known_hosts"))
-        self.size = parse_size(options.pool_size)
+        self.size = parse_pool_size(options.pool_size)
         self.pool_file = (_absolute("--pool-file", options.pool_file)
                           if options.pool_file else None)
         self.device = _absolute("--device", options.device) if options.device else None
@@ -535,13 +536,6 @@ def _append(path, lines, mode):
         os.chmod(path, mode)
 
 
-def _human(value):
-    for unit, scale in (("T", 1 << 40), ("G", 1 << 30), ("M", 1 << 20)):
-        if value >= scale:
-            return "%.1f%s" % (value / scale, unit)
-    return str(value)
-
-
 def _print_report(report, as_json, out):
     """
     Print what init found and did: one JSON object, or lines for a person.
@@ -554,7 +548,7 @@ def _print_report(report, as_json, out):
     if pool.get("vdev"):
         where = " on %s" % (pool["vdev"],)
         if pool.get("kind") == "file" and pool.get("size"):
-            where += " (%s sparse file)" % (_human(pool["size"]),)
+            where += " (%s sparse file)" % (human_size(pool["size"]),)
     identity = report["node_identity"]
     key = report["ssh_key"]
     lines = [

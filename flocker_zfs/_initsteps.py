@@ -22,6 +22,7 @@ import shlex
 
 from pyrsistent import PClass, field
 
+from ._sizes import InvalidSize, format_size, parse_size
 from ._ssh import validate_host
 from .errors import ConfigError, FlockerZFSError, InvalidName, ZFSError, ZFSNotInstalled
 
@@ -104,27 +105,21 @@ def setting(options, name):
 
 # -- sizes and addresses -------------------------------------------------------
 
-_UNITS = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-
-
-def parse_size(text):
+def parse_pool_size(text):
     """
-    ``10G``, ``512M``, ``1073741824`` -> bytes (binary units).
+    ``--pool-size``: the size of a new pool file, e.g. ``10G`` or ``512M``
+    (:func:`~flocker_zfs._sizes.parse_size`).
 
-    :raises ConfigError: not a size, or below :data:`MINIMUM_POOL_SIZE`.
+    :return: bytes, at least :data:`MINIMUM_POOL_SIZE`.
+    :raises ConfigError: not such a size.
     """
-    value = text.strip().upper()
-    scale = 1
-    if value[-1:] in _UNITS:
-        scale, value = _UNITS[value[-1]], value[:-1]
-    if not value.isdigit():
-        raise ConfigError("invalid size %r: use bytes or a number with K, M, G or T" % (text,),
-                          fix="For example --pool-size 10G.")
-    size = int(value) * scale
-    if size < MINIMUM_POOL_SIZE:
-        raise ConfigError("pool size %s is too small: ZFS needs at least 64M" % (text,),
-                          fix="Use --pool-size 64M or more (10G is the default).")
-    return size
+    try:
+        return parse_size(text, minimum=MINIMUM_POOL_SIZE)
+    except InvalidSize as error:
+        raise ConfigError("--pool-size: %s" % (error.summary(),),
+                          fix="Give the size of the pool file with K, M, G or T, at least "
+                              "%s (ZFS refuses smaller pools), e.g. --pool-size 10G, the "
+                              "default." % (format_size(MINIMUM_POOL_SIZE),))
 
 
 def host_token(host, port):

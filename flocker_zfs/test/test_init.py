@@ -24,7 +24,7 @@ from .. import _doctor, _init
 from .._actions import CLI_INIT
 from .._initsteps import (
     HostKeyChanged, InitRefused, PublicKey, authorized_keys_line, decide_host_key,
-    host_matches, parse_keyscan, parse_known_hosts, parse_size,
+    host_matches, parse_keyscan, parse_known_hosts, parse_pool_size,
     split_authorized_line, validate_peer_from)
 from ..errors import ConfigError, FlockerZFSError, InvalidName, error_for
 from ..interfaces import IRunner
@@ -366,6 +366,20 @@ class InitTests(SynchronousTestCase):
             public = handle.read().split()
         self.assertEqual(report["ssh_key"]["fingerprint"],
                          PublicKey(key_type=public[0], data=public[1]).fingerprint())
+
+    def test_pool_size_too_small(self):
+        """
+        A pool file smaller than ZFS accepts is refused with one line before
+        anything is made.
+        """
+        before = self.node.files()
+        status, out, err = run_command(
+            self, [a if a != "128M" else "32M" for a in self.node.init_argv()],
+            self.node.zfs, self.node.tools)
+        self.assertEqual((status, out), (1, ""))
+        self.assertIn("--pool-size: invalid size '32M': below the minimum of 64M", err)
+        self.assertEqual(err.count("\n"), 1)
+        self.assertEqual(self.node.files(), before)
 
     def test_existing_pool_refused(self):
         """
@@ -844,14 +858,20 @@ class StepsTests(SynchronousTestCase):
                          ["10.0.0.0/24", "node-b", "::1"])
         self.assertRaises(InvalidName, validate_peer_from, '10.0.0.1",command="sh')
 
-    def test_parse_size(self):
+    def test_parse_pool_size(self):
         """
-        Sizes take binary units; below 64M is refused.
+        ``--pool-size`` takes bytes or binary units; below 64M, or no size,
+        is refused naming the option, with a fix giving the minimum.
         """
-        self.assertEqual(parse_size("10G"), 10 << 30)
-        self.assertEqual(parse_size("128m"), 128 << 20)
-        self.assertRaises(ConfigError, parse_size, "10M")
-        self.assertRaises(ConfigError, parse_size, "ten")
+        self.assertEqual([parse_pool_size(t) for t in ("10G", "128m", "1.5G", "67108864")],
+                         [10 << 30, 128 << 20, 3 << 29, 64 << 20])
+        for text, part in [("10M", "--pool-size: invalid size '10M': below the minimum of 64M"),
+                           ("ten", "--pool-size: invalid size 'ten': neither"),
+                           ("0", "--pool-size: invalid size '0': not positive")]:
+            with self.assertRaises(ConfigError) as caught:
+                parse_pool_size(text)
+            self.assertIn(part, caught.exception.summary())
+            self.assertIn("at least 64M", caught.exception.fix)
 
     def test_hashed_and_negated_patterns(self):
         """
