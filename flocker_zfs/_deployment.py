@@ -13,7 +13,7 @@ It is a YAML file (read with ``safe_load``)::
     datasets:
       - id: 9a2b6f1c-3d4a-4b7c-9e8f-0a1b2c3d4e5f
         primary: 3f1c2b5e-3d4a-4b7c-9e8f-0a1b2c3d4e5f
-        maximum_size: 1G          # optional: bytes, "512M", "10G", or null
+        maximum_size: 1G          # optional: bytes, "512M", "1.5G", or null
         deleted: false            # optional
         replicas: []              # optional: node uuids
 
@@ -22,23 +22,14 @@ or raises one :class:`~flocker_zfs.errors.ConfigError` naming the file, the
 path of the key (``datasets[2].primary``) and what was expected.
 """
 
-import re
-
 import yaml
 from pyrsistent import PClass, field, pmap_field, pset_field
 
 from ._backend import MINIMUM_SIZE
+from ._sizes import InvalidSize, parse_size
 from ._ssh import validate_host
 from .errors import ConfigError, InvalidName
 from .names import is_dataset_id, shown
-
-#: Multipliers of the size suffixes (binary: ``1G`` is 2**30 bytes).
-_UNITS = {"": 1, "K": 1024, "M": 1024 ** 2, "G": 1024 ** 3, "T": 1024 ** 4, "P": 1024 ** 5}
-
-_SIZE = re.compile(r"\A([0-9]{1,20})\s*([KMGTP]?)(?:i?B)?\Z", re.IGNORECASE)
-
-#: The largest size accepted (ZFS sizes are 64-bit).
-_MAXIMUM_SIZE = 2 ** 63 - 1
 
 _FIX = "Correct the deployment file (see docs/deployer.rst for its format) and try again."
 
@@ -153,29 +144,22 @@ def _uuid(path, value, what):
     return value
 
 
-def parse_size(path, value):
+def _maximum_size(path, value):
     """
-    :param value: ``None``, a whole number of bytes, or a string such as
-        ``"512M"``, ``"10G"``, ``"1048576"`` (suffixes K, M, G, T, P are
-        powers of 1024; ``KiB``/``KB`` spellings are accepted too).
-    :return: bytes (``int``) or ``None``.
-    :raises _Invalid: anything else, or a size below 1 MiB.
+    :param value: ``None`` for no limit, or a size
+        (:func:`~flocker_zfs._sizes.parse_size`: bytes, or a string such as
+        ``"512M"``, ``"1.5G"``, ``"10GiB"``).
+    :return: bytes (at least 1 MiB) or ``None``.
+    :raises _Invalid: anything else.
     """
-    expected = "a size: bytes (an integer), a string like '512M' or '10G', or null"
     if value is None:
         return None
-    _expect(path, value, (int, str), expected)
-    if isinstance(value, str):
-        match = _SIZE.match(value.strip())
-        if match is None:
-            raise _Invalid(path, "expected %s, got %s" % (expected, shown(value)))
-        value = int(match.group(1)) * _UNITS[match.group(2).upper()]
-    if value < MINIMUM_SIZE:
-        raise _Invalid(path, "size %d bytes is below the minimum of %d (1 MiB)"
-                       % (value, MINIMUM_SIZE))
-    if value > _MAXIMUM_SIZE:
-        raise _Invalid(path, "size %d bytes is too large" % (value,))
-    return value
+    _expect(path, value, (int, float, str),
+            "a size: bytes (an integer), a string like '512M' or '10G', or null")
+    try:
+        return parse_size(value, minimum=MINIMUM_SIZE)
+    except InvalidSize as error:
+        raise _Invalid(path, error.summary())
 
 
 _NODE_KEYS = ("uuid", "address", "ssh_port")
@@ -224,7 +208,7 @@ def _dataset(path, value, nodes):
                       "true or false")
     return DesiredDataset(
         dataset_id=dataset_id, primary=primary, deleted=deleted, replicas=replicas,
-        maximum_size=parse_size(path + ".maximum_size", value.get("maximum_size")))
+        maximum_size=_maximum_size(path + ".maximum_size", value.get("maximum_size")))
 
 
 def _deployment(document):

@@ -48,7 +48,7 @@ class InvalidSize(ConfigError):
 
 
 def _shown(value):
-    if isinstance(value, int) and value.bit_length() > 64:
+    if isinstance(value, int) and value.bit_length() > 128:
         return "of %d bits" % (value.bit_length(),)     # repr() refuses huge ints
     return shown(value)
 

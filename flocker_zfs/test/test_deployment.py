@@ -71,15 +71,18 @@ class ParseDeploymentTests(SynchronousTestCase):
 
     def test_sizes(self):
         """
-        Sizes are bytes, binary-suffixed strings, or null for no limit.
+        Sizes are bytes, binary-suffixed strings (decimals too, when they
+        come to whole bytes), or null for no limit.
         """
         cases = {1048576: 1048576, "512M": 512 * 1024 ** 2, "10G": 10 * 1024 ** 3,
                  "2T": 2 * 1024 ** 4, "1gib": 1024 ** 3, "3 MB": 3 * 1024 ** 2,
-                 "2097152": 2097152, None: None}
+                 "2097152": 2097152, None: None, "1.5G": 3 * 512 * 1024 ** 2,
+                 1073741824.0: 1024 ** 3, "1P": 1024 ** 5}
         for given_size, expected in cases.items():
             parsed = parse_deployment(document([{"id": D1, "primary": A,
                                                  "maximum_size": given_size}]))
             self.assertEqual(parsed.datasets[D1].maximum_size, expected, given_size)
+            self.assertEqual(type(parsed.datasets[D1].maximum_size), type(expected))
 
     def test_primary_in_replicas(self):
         """
@@ -193,14 +196,25 @@ class DeploymentErrorTests(SynchronousTestCase):
 
     def test_bad_sizes(self):
         """
-        Sizes below 1 MiB, fractional, negative or unparseable are refused.
+        Sizes below 1 MiB, not whole bytes, negative, too large, unparseable
+        or of another type are refused, quoting the value.
         """
-        for size, expected in [(1000, "below the minimum"), ("1K", "below the minimum"),
-                               (-5, "below the minimum"), ("1.5G", "expected a size"),
-                               ("big", "expected a size"), (1.5, "got a number"),
-                               (2 ** 70, "too large")]:
+        for size, expected in [
+                (1000, "invalid size 1000: below the minimum of 1M"),
+                ("1K", "invalid size '1K': below the minimum of 1M"),
+                (-5, "invalid size -5: not positive"),
+                (0, "invalid size 0: not positive"),
+                ("0.1M", "invalid size '0.1M': not a whole number of bytes"),
+                (1.5, "invalid size 1.5: not a whole number of bytes"),
+                ("big", "invalid size 'big': neither a number of bytes nor"),
+                ("8192P", "invalid size '8192P': too large"),
+                (2 ** 70, "invalid size 1180591620717411303424: too large"),
+                (True, "expected a size: bytes (an integer), a string like '512M' or '10G', "
+                       "or null, got a boolean (True)"),
+                ([1], "expected a size: bytes (an integer), a string like '512M' or '10G', "
+                      "or null, got a list ([1])")]:
             self.assertMessage(document([{"id": D1, "primary": A, "maximum_size": size}]),
-                               "datasets[0].maximum_size: ", expected)
+                               "datasets[0].maximum_size: " + expected)
 
     def test_bad_uuid(self):
         """
