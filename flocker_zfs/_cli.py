@@ -319,10 +319,13 @@ def _parser(out):
     snapshot.add_argument("dataset_id")
     snapshot.add_argument("--name", default=None, help="snapshot name (default: generated)")
 
-    peering = argparse.ArgumentParser(add_help=False)
+    ssh = _ssh_parent(defaults)
+    peering = argparse.ArgumentParser(add_help=False, parents=[ssh])
     peering.add_argument("dataset_id", help="the dataset's id (a lowercase UUID)")
     peering.add_argument("peer", help="the peer: HOST, HOST:PORT or [IPV6]:PORT")
-    _ssh_options(peering, defaults)
+    peering.add_argument("--ssh-cipher", metavar="CIPHER",
+                         help="e.g. aes128-gcm@openssh.com (default: the config's, else "
+                              "ssh's choice)")
     command("push", _push, "send a dataset's changes to a peer's read-only replica",
             parents=(common, peering))
     command("handoff", _handoff, "make a peer the dataset's writable owner",
@@ -340,7 +343,7 @@ def _parser(out):
                                 "or SIGINT. Needs --config (or %s)." % (DEFAULT_CONFIG,))
     agent.set_defaults(standalone=_agent, json=False)
     for module in (_init, _doctor):     # each adds its own standalone command
-        module.register(commands, common)
+        module.register(commands, common, ssh)
 
     # The forced command of the peer key in authorized_keys: answers one peer
     # request from SSH_ORIGINAL_COMMAND (see flocker_zfs._peerserve_main).
@@ -370,19 +373,25 @@ def _size(text):
         raise argparse.ArgumentTypeError(error.summary())
 
 
-def _ssh_options(parser, defaults):
+def _ssh_parent(defaults):
+    """
+    :return: a parent parser with the options naming this node's SSH key,
+        the peers' pinned host keys and their port, shared by the commands
+        that reach peers (``push``, ``handoff``, ``recover``, ``init``,
+        ``doctor``).  Left out, they are ``None`` and take the config's
+        value, or the built-in default.
+    """
+    parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("--ssh-identity", metavar="PATH",
-                        help="private key for peers (default: the config's, else %s)"
-                             % (defaults.ssh_identity,))
+                        help="this node's private key for reaching peers (default: the "
+                             "config's, else %s)" % (defaults.ssh_identity,))
     parser.add_argument("--ssh-known-hosts", metavar="PATH",
                         help="pinned host keys of the peers (default: the config's, else %s)"
                              % (defaults.ssh_known_hosts,))
     parser.add_argument("--ssh-port", type=int, metavar="PORT",
-                        help="peers' SSH port unless PEER says (default: the config's, "
-                             "else %d)" % (defaults.ssh_port,))
-    parser.add_argument("--ssh-cipher", metavar="CIPHER",
-                        help="e.g. aes128-gcm@openssh.com (default: the config's, else "
-                             "ssh's choice)")
+                        help="peers' SSH port where the peer names none (default: the "
+                             "config's, else %d)" % (defaults.ssh_port,))
+    return parser
 
 
 # -- running a command line ---------------------------------------------------

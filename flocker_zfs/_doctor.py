@@ -23,18 +23,14 @@ from ._checks import (
     from_error, describe_capabilities, failed, is_serve_line, judge_health, judge_hello,
     judge_private_key_mode, judge_serve_line, judge_shared_file, passed)
 from ._initsteps import (
-    ToolFailed, host_token, parse_known_hosts, parse_public_key, recorded_keys,
-    run_tool, setting, split_authorized_line)
+    DEFAULT_AUTHORIZED_KEYS, ToolFailed, host_token, parse_known_hosts, parse_public_key,
+    recorded_keys, run_tool, setting, split_authorized_line)
 from ._protocol import HELLO
 from ._runner import ProcessRunner
 from ._ssh import SSHConfig, parse_peer, validate_port
 from .errors import ConfigError, FlockerZFSError, PoolNotFound, ZFSError
 from .names import validate_mount_root, validate_pool_name
 from .node import DEFAULT_NODE_FILE, load_node_uuid
-
-DEFAULT_IDENTITY = "/etc/flocker/id_rsa_flocker"
-DEFAULT_KNOWN_HOSTS = "/etc/flocker/known_hosts"
-DEFAULT_AUTHORIZED_KEYS = "/root/.ssh/authorized_keys"
 
 #: Seconds a peer has to answer ``hello``.
 HELLO_TIMEOUT = 30.0
@@ -44,25 +40,20 @@ _SERVE_DEFAULTS = {"--pool": "flocker", "--mount-root": "/flocker",
                    "--node-file": DEFAULT_NODE_FILE}
 
 
-def register(commands_parser, common):
+def register(commands_parser, common, ssh):
     """
     Add ``doctor`` to the ``flocker-zfs`` subcommands.
+
+    :param common: the parent parser of the options every command shares.
+    :param ssh: the parent parser of ``--ssh-identity``, ``--ssh-known-hosts``
+        and ``--ssh-port``.
     """
     parser = commands_parser.add_parser(
-        "doctor", parents=[common],
+        "doctor", parents=[common, ssh],
         help="check that this node is ready and say what to fix",
         description="Check ZFS, the pool, the mount root, the node identity, the SSH key, "
                     "known_hosts, authorized_keys and each peer; print what to fix. Exit "
                     "status 0 only if every check passes. Changes nothing.")
-    parser.add_argument("--ssh-identity", default=None, metavar="PATH",
-                        help="this node's peer key (default: the config's, else %s)"
-                             % (DEFAULT_IDENTITY,))
-    parser.add_argument("--ssh-known-hosts", default=None, metavar="PATH",
-                        help="pinned host keys of the peers (default: the config's, else %s)"
-                             % (DEFAULT_KNOWN_HOSTS,))
-    parser.add_argument("--ssh-port", type=int, default=None, metavar="PORT",
-                        help="peers' SSH port when --peer gives none (default: the config's, "
-                             "else 22)")
     parser.add_argument("--peer", action="append", default=[], metavar="HOST[:PORT]",
                         help="check that this peer answers over SSH (repeatable)")
     parser.add_argument("--deployment", metavar="PATH", default=None,

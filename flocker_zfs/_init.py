@@ -24,9 +24,9 @@ from eliot import start_action
 from . import _commands as commands
 from ._actions import CLI_INIT
 from ._initsteps import (
-    SCAN_ARGUMENT, STATE_FILE, InitRefused, ToolFailed, authorized_keys_line,
-    decide_host_key, host_token, known_hosts_line, load_peer_key, load_state,
-    parse_keyscan, parse_known_hosts, parse_pool_size, parse_public_key,
+    DEFAULT_AUTHORIZED_KEYS, SCAN_ARGUMENT, STATE_FILE, InitRefused, ToolFailed,
+    authorized_keys_line, decide_host_key, host_token, known_hosts_line, load_peer_key,
+    load_state, parse_keyscan, parse_known_hosts, parse_pool_size, parse_public_key,
     read_public_key, run_tool, save_state, serve_argv, setting, split_authorized_line,
     validate_peer_from)
 from ._runner import ProcessRunner
@@ -37,20 +37,21 @@ from .names import validate_mount_root, validate_pool_name
 from .node import load_node_uuid
 
 DEFAULT_CONFIG_DIR = "/etc/flocker"
-DEFAULT_IDENTITY = "/etc/flocker/id_rsa_flocker"
-DEFAULT_KNOWN_HOSTS = "/etc/flocker/known_hosts"
-DEFAULT_AUTHORIZED_KEYS = "/root/.ssh/authorized_keys"
 #: Where a pool file goes without --pool-file: ``<dir>/<pool>.img``.
 DEFAULT_POOL_DIR = "/var/lib/flocker"
 DEFAULT_POOL_SIZE = "10G"
 
 
-def register(commands_parser, common):
+def register(commands_parser, common, ssh):
     """
     Add ``init`` to the ``flocker-zfs`` subcommands.
+
+    :param common: the parent parser of the options every command shares.
+    :param ssh: the parent parser of ``--ssh-identity``, ``--ssh-known-hosts``
+        and ``--ssh-port``.
     """
     parser = commands_parser.add_parser(
-        "init", parents=[common],
+        "init", parents=[common, ssh],
         help="prepare this node: pool, identity, peer key, authorized_keys, known_hosts",
         description="Prepare this node in one step: create the pool (on a sparse file or a "
                     "device), the node identity and the peer SSH key; print or install the "
@@ -70,17 +71,8 @@ def register(commands_parser, common):
     parser.add_argument("--config-dir", default=DEFAULT_CONFIG_DIR, metavar="DIR",
                         help="where init records what it created, in %s (default: "
                              "%%(default)s)" % (STATE_FILE,))
-    parser.add_argument("--ssh-identity", default=None, metavar="PATH",
-                        help="this node's peer key (default: the config's, else %s)"
-                             % (DEFAULT_IDENTITY,))
     parser.add_argument("--adopt-existing-key", action="store_true",
                         help="use an existing key at --ssh-identity that init did not create")
-    parser.add_argument("--ssh-known-hosts", default=None, metavar="PATH",
-                        help="pinned host keys of the peers (default: the config's, else %s)"
-                             % (DEFAULT_KNOWN_HOSTS,))
-    parser.add_argument("--ssh-port", type=int, default=None, metavar="PORT",
-                        help="peers' SSH port when --peer gives none (default: the config's, "
-                             "else 22)")
     parser.add_argument("--peer", action="append", default=[], metavar="HOST[:PORT]",
                         help="record this peer's host key (repeatable); check the printed "
                              "fingerprint against the peer's own")

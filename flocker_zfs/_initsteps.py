@@ -22,9 +22,13 @@ import shlex
 
 from pyrsistent import PClass, field
 
+from ._config import ZFSSettings
 from ._sizes import InvalidSize, format_size, parse_size
 from ._ssh import validate_host
 from .errors import ConfigError, FlockerZFSError, InvalidName, ZFSError, ZFSNotInstalled
+
+#: Where peers' keys are authorized to run ``peer-serve``.
+DEFAULT_AUTHORIZED_KEYS = "/root/.ssh/authorized_keys"
 
 #: The file, in the config directory, where init records what it created.
 STATE_FILE = "init-state.json"
@@ -82,25 +86,15 @@ class HostKeyChanged(FlockerZFSError):
 
 # -- options -------------------------------------------------------------------
 
-#: Built-in defaults of the settings an option may leave out (the dispatcher
-#: fills them from --config first, when there is one).
-DEFAULTS = {
-    "pool": "flocker",
-    "mount_root": "/flocker",
-    "node_file": "/etc/flocker/node.json",
-    "ssh_identity": "/etc/flocker/id_rsa_flocker",
-    "ssh_known_hosts": "/etc/flocker/known_hosts",
-    "ssh_port": 22,
-}
-
-
 def setting(options, name):
     """
-    :return: option ``name`` of ``options``, or its built-in default when
-        it was left out (``None``).
+    :return: option ``name`` of ``options``, or, when it was left out
+        (``None``), the built-in default of the :class:`ZFSSettings` field of
+        that name.  (The dispatcher has already filled in the config's value,
+        when there is a config.)
     """
     value = getattr(options, name, None)
-    return DEFAULTS[name] if value is None else value
+    return getattr(ZFSSettings(), name) if value is None else value
 
 
 # -- sizes and addresses -------------------------------------------------------

@@ -380,6 +380,24 @@ class HelpTests(_CLICase):
                 self.assertIn(option, out, name)
             self.assertEqual("--json" in out, name in _REPORTING, name)
 
+    def test_ssh_options_shared(self):
+        """
+        The commands that reach peers describe ``--ssh-identity``,
+        ``--ssh-known-hosts`` and ``--ssh-port`` alike, with their defaults.
+        """
+        helps = {}
+        for name in ("push", "handoff", "recover", "init", "doctor"):
+            status, out, _ = self.cli(name, "--help", common=False)
+            self.assertEqual(status, 0)
+            text = " ".join(out.split())
+            helps[name] = [text[text.rindex(option):].split(" --")[0]
+                           for option in ("--ssh-identity PATH", "--ssh-known-hosts PATH",
+                                          "--ssh-port PORT")]
+        self.assertEqual(helps["push"][0], "--ssh-identity PATH this node's private key for "
+                         "reaching peers (default: the config's, else "
+                         "/etc/flocker/id_rsa_flocker)")
+        self.assertEqual(len({tuple(lines) for lines in helps.values()}), 1, helps)
+
     def test_reporting_commands_exist(self):
         """
         The reporting commands are all there (``init`` and ``doctor``

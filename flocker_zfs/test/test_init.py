@@ -4,7 +4,6 @@ helpers (:mod:`flocker_zfs._initsteps`), on the fake ZFS with stand-ins for
 ssh-keygen and ssh-keyscan; every path is in a temporary directory.
 """
 
-import argparse
 import base64
 import hashlib
 import hmac
@@ -20,7 +19,7 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
-from .. import _doctor, _init
+from .. import _cli, _init
 from .._actions import CLI_INIT
 from .._initsteps import (
     HostKeyChanged, InitRefused, PublicKey, authorized_keys_line, decide_host_key,
@@ -150,21 +149,10 @@ class PoolMakingZFS(object):
 
 def build_parser():
     """
-    The argparse tree the dispatcher builds (Part 4), with init and doctor.
+    The ``flocker-zfs`` argument parser, with init and doctor as the CLI
+    registers them.
     """
-    parser = argparse.ArgumentParser(prog="flocker-zfs")
-    common = argparse.ArgumentParser(add_help=False)
-    # Left out, they are None: the dispatcher fills them from --config.
-    common.add_argument("--pool")
-    common.add_argument("--mount-root")
-    common.add_argument("--node-file")
-    common.add_argument("--json", action="store_true")
-    common.add_argument("--config", default=None)
-    common.add_argument("--log-file", default=None)
-    commands = parser.add_subparsers(dest="command")
-    _init.register(commands, common)
-    _doctor.register(commands, common)
-    return parser
+    return _cli._parser(io.StringIO())
 
 
 def run_command(case, argv, runner, tools, make_peer=None, advance=None, **attributes):
