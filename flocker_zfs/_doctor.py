@@ -23,8 +23,8 @@ from ._checks import (
     from_error, describe_capabilities, failed, is_serve_line, judge_health, judge_hello,
     judge_private_key_mode, judge_serve_line, judge_shared_file, passed)
 from ._initsteps import (
-    DEFAULT_AUTHORIZED_KEYS, ToolFailed, host_token, parse_known_hosts, parse_public_key,
-    recorded_keys, run_tool, setting, split_authorized_line)
+    DEFAULT_AUTHORIZED_KEYS, ToolFailed, ToolMissing, host_token, parse_known_hosts,
+    parse_public_key, recorded_keys, run_tool, setting, split_authorized_line)
 from ._protocol import HELLO
 from ._runner import ProcessRunner
 from ._ssh import SSHConfig, parse_peer, validate_port
@@ -234,6 +234,8 @@ class _Doctor(object):
         try:
             stdout = await run_tool(self.tools, ["ssh-keygen", "-y", "-P", "", "-f", path])
             key = parse_public_key(stdout.decode("utf-8", "replace"))
+        except ToolMissing:
+            raise       # failed with its own fix: install openssh-client
         except ToolFailed as error:
             return failed("ssh identity", "%s cannot be used without a passphrase: %s"
                           % (path, error.summary()),

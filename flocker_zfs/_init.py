@@ -24,8 +24,8 @@ from eliot import start_action
 from . import _commands as commands
 from ._actions import CLI_INIT
 from ._initsteps import (
-    DEFAULT_AUTHORIZED_KEYS, SCAN_ARGUMENT, STATE_FILE, InitRefused, ToolFailed,
-    authorized_keys_line, decide_host_key, host_token, known_hosts_line, load_peer_key,
+    DEFAULT_AUTHORIZED_KEYS, SCAN_ARGUMENT, STATE_FILE, InitRefused, NoHostKey, ToolFailed,
+    ToolMissing, authorized_keys_line, decide_host_key, host_token, known_hosts_line, load_peer_key,
     load_state, parse_keyscan, parse_known_hosts, parse_pool_size, parse_public_key,
     read_public_key, run_tool, save_state, serve_argv, setting, split_authorized_line,
     validate_peer_from)
@@ -288,6 +288,8 @@ class _Init(object):
                               % (path, mode), fix="chmod 600 %s" % (path,))
         try:
             self.key = await self._derive_public()
+        except ToolMissing:
+            raise
         except ToolFailed as error:
             raise InitRefused("SSH key %s cannot be used without a passphrase: %s"
                               % (path, error.summary()),
@@ -316,17 +318,16 @@ class _Init(object):
             argv = ["ssh-keyscan", "-T", "10", "-t", SCAN_ARGUMENT, "-p", str(port), "--", host]
             try:
                 stdout = await run_tool(self.tools, argv)
+            except ToolMissing:
+                raise
             except ToolFailed as error:
                 stdout, failure = b"", error
             else:
                 failure = None
             offered = parse_keyscan(stdout)
             if not offered:
-                raise ToolFailed(
-                    "no SSH host key from %s port %d%s" % (
-                        host, port, (" (%s)" % (failure.summary(),)) if failure else ""),
-                    fix="Check the address and port, and that the peer's sshd runs and the "
-                        "firewall lets you reach it.")
+                raise NoHostKey("no SSH host key from %s port %d%s" % (
+                    host, port, (" (%s)" % (failure.summary(),)) if failure else ""))
             decision = decide_host_key(host_token(host, port), self.known_hosts, entries,
                                        offered)
             self.host_keys.append(("%s:%d" % (host, port), decision))

@@ -61,15 +61,36 @@ class InitRefused(ConfigError):
 
 class ToolFailed(FlockerZFSError):
     """
-    ``ssh-keygen`` or ``ssh-keyscan`` failed or is missing.
+    ``ssh-keygen`` or ``ssh-keyscan`` exited non-zero (or is missing: see
+    :class:`ToolMissing`).
+
+    :ivar tuple argv: the command.
+    """
+
+    def __init__(self, argv, detail):
+        FlockerZFSError.__init__(self, "%s %s" % (argv[0], detail))
+        self.argv = tuple(argv)
+
+    @property
+    def fix(self):
+        return "See the message; `%s` shows the whole output." % (shlex.join(self.argv),)
+
+
+class ToolMissing(ToolFailed):
+    """
+    ``ssh-keygen`` or ``ssh-keyscan`` is not installed.
     """
 
     fix = "Install openssh-client (`apt-get install openssh-client`)."
 
-    def __init__(self, message, fix=None):
-        FlockerZFSError.__init__(self, message)
-        if fix is not None:
-            self.fix = fix
+
+class NoHostKey(FlockerZFSError):
+    """
+    ``ssh-keyscan`` got no host key from a peer.
+    """
+
+    fix = ("Check the address and port, and that the peer's sshd runs and the firewall "
+           "lets you reach it.")
 
 
 class HostKeyChanged(FlockerZFSError):
@@ -536,15 +557,14 @@ async def run_tool(tools, argv, timeout=60.0):
     Run an OpenSSH tool through the ``IRunner`` ``tools``.
 
     :return: its stdout (``bytes``).
-    :raises ToolFailed: missing, or exited non-zero (quoting its stderr).
+    :raises ToolMissing: not installed.
+    :raises ToolFailed: it exited non-zero (quoting its stderr).
     """
     try:
         return await tools.run(argv, timeout=timeout)
     except ZFSNotInstalled:
-        raise ToolFailed("%s is not installed" % (argv[0],))
+        raise ToolMissing(argv, "is not installed")
     except ZFSError as error:
         said = error.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise ToolFailed("%s failed (exit status %s)%s"
-                         % (argv[0], error.status, (": " + said[-1]) if said else ""),
-                         fix="See the message; `%s` shows the whole output."
-                             % (shlex.join(argv),))
+        raise ToolFailed(argv, "failed (exit status %s)%s"
+                         % (error.status, (": " + said[-1]) if said else ""))

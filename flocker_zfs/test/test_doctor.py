@@ -270,6 +270,17 @@ class DoctorTests(SynchronousTestCase):
         checks = self.assert_only_failing(["ssh identity"])
         self.assertIn("cannot be used without a passphrase", checks["ssh identity"]["detail"])
 
+    def test_ssh_keygen_missing(self):
+        """
+        Without ssh-keygen the key cannot be checked: the check says so and
+        how to install it, not that the key has a passphrase.
+        """
+        self.node.tools.missing = {"ssh-keygen"}
+        checks = self.assert_only_failing(["ssh identity"])
+        self.assertEqual((checks["ssh identity"]["detail"], checks["ssh identity"]["fix"]),
+                         ("ssh-keygen is not installed",
+                          "Install openssh-client (`apt-get install openssh-client`)."))
+
     def test_known_hosts_missing(self):
         """
         A missing known_hosts fails with init --peer as the fix.

@@ -22,10 +22,10 @@ from zope.interface import implementer
 from .. import _cli, _init
 from .._actions import CLI_INIT
 from .._initsteps import (
-    HostKeyChanged, InitRefused, PublicKey, authorized_keys_line, decide_host_key,
-    host_matches, parse_keyscan, parse_known_hosts, parse_pool_size,
-    split_authorized_line, validate_peer_from)
-from ..errors import ConfigError, FlockerZFSError, InvalidName, error_for
+    HostKeyChanged, InitRefused, PublicKey, ToolFailed, ToolMissing, authorized_keys_line,
+    decide_host_key, host_matches, parse_keyscan, parse_known_hosts, parse_pool_size,
+    run_tool, split_authorized_line, validate_peer_from)
+from ..errors import ConfigError, FlockerZFSError, InvalidName, ZFSNotInstalled, error_for
 from ..interfaces import IRunner
 from ..testing import FakeZFS
 
@@ -67,11 +67,14 @@ class FakeSSHTools(object):
 
     :ivar dict hosts: ``(host, port) -> [PublicKey]`` the hosts offer.
     :ivar list commands: every argv run.
+    :ivar set missing: tools that are not installed (as ``ProcessRunner``
+        reports an executable it cannot find).
     """
 
     def __init__(self):
         self.hosts = {}
         self.commands = []
+        self.missing = set()
         self._made = 0
 
     def offer(self, host, port, *keys):
@@ -80,6 +83,9 @@ class FakeSSHTools(object):
     def run(self, argv, errors=(), timeout=None):
         argv = [str(arg) for arg in argv]
         self.commands.append(tuple(argv))
+        if argv[0] in self.missing:
+            return fail(ZFSNotInstalled(argv=argv, status=127,
+                                        stderr=b"%s: command not found" % (argv[0].encode(),)))
         try:
             stdout = getattr(self, "_" + argv[0].replace("-", "_"))(argv[1:])
         except _Exit as exit:
@@ -561,6 +567,45 @@ class InitTests(SynchronousTestCase):
         self.assertEqual(node.fake.pools(), [])
         self.assertFalse(os.path.exists(node.etc))
 
+    def test_unreachable_peer_fix(self):
+        """
+        The fix for a peer that offers no host key is about reaching it;
+        ssh-keyscan's own failure is quoted.
+        """
+        status, _, err = self.node.init("--peer", "10.0.0.99:2222")
+        self.assertEqual(status, 1)
+        self.assertIn("no SSH host key from 10.0.0.99 port 2222 (ssh-keyscan failed (exit "
+                      "status 1)). Fix: Check the address and port", err)
+
+    def test_tools_missing(self):
+        """
+        Without ssh-keyscan or ssh-keygen init stops with one line saying
+        which is missing and how to install it, and changes nothing.
+        """
+        node = self.node
+        before = node.files()
+        for tool, argv in [("ssh-keyscan", ("--peer", "10.0.0.12:2222")), ("ssh-keygen", ())]:
+            node.tools.missing = {tool}
+            status, out, err = node.init(*argv)
+            self.assertEqual((tool, status, out, err.count("\n")), (tool, 1, "", 1))
+            self.assertIn("%s is not installed. Fix: Install openssh-client" % (tool,), err)
+            if tool == "ssh-keyscan":
+                self.assertEqual(node.files(), before)
+
+    def test_adopted_key_without_ssh_keygen(self):
+        """
+        An existing key cannot be checked without ssh-keygen: init says
+        ssh-keygen is missing, not that the key has a passphrase.
+        """
+        node = self.node
+        os.makedirs(node.etc)
+        write_fake_key_pair(node.identity, fake_key("own"))
+        node.tools.missing = {"ssh-keygen"}
+        status, _, err = node.init("--adopt-existing-key")
+        self.assertEqual(status, 1)
+        self.assertIn("ssh-keygen is not installed", err)
+        self.assertNotIn("passphrase", err)
+
     def test_port_22_entry(self):
         """
         A peer on port 22 is recorded under its bare name, as ssh looks it up.
@@ -860,6 +905,25 @@ class StepsTests(SynchronousTestCase):
                 parse_pool_size(text)
             self.assertIn(part, caught.exception.summary())
             self.assertIn("at least 64M", caught.exception.fix)
+
+    def test_run_tool_failures(self):
+        """
+        A tool that is missing says how to install it; one that fails
+        quotes its last line of stderr and names the command to see it all.
+        """
+        tools = FakeSSHTools()
+        tools.missing = {"ssh-keyscan"}
+        failure = self.failureResultOf(Deferred.fromCoroutine(
+            run_tool(tools, ["ssh-keyscan", "-p", "22", "--", "h"])), ToolMissing)
+        self.assertEqual(str(failure.value), "ssh-keyscan is not installed. Fix: Install "
+                         "openssh-client (`apt-get install openssh-client`).")
+        failure = self.failureResultOf(Deferred.fromCoroutine(
+            run_tool(tools, ["ssh-keygen", "-y", "-f", "/no/such key"])), ToolFailed)
+        self.assertNotIsInstance(failure.value, ToolMissing)
+        self.assertEqual(str(failure.value),
+                         "ssh-keygen failed (exit status 255): Load key \"/no/such key\": invalid "
+                         "format. Fix: See the message; `ssh-keygen -y -f '/no/such key'` shows "
+                         "the whole output.")
 
     def test_hashed_and_negated_patterns(self):
         """
