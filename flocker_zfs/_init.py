@@ -26,7 +26,7 @@ from ._actions import CLI_INIT
 from ._initsteps import (
     DEFAULT_AUTHORIZED_KEYS, SCAN_ARGUMENT, STATE_FILE, InitRefused, NoHostKey, ToolFailed,
     ToolMissing, authorized_keys_line, decide_host_key, host_token, known_hosts_line, load_peer_key,
-    load_state, parse_keyscan, parse_known_hosts, parse_pool_size, parse_public_key,
+    load_state, os_reason, parse_keyscan, parse_known_hosts, parse_pool_size, parse_public_key,
     read_public_key, run_tool, save_state, serve_argv, setting, split_authorized_line,
     validate_peer_from)
 from ._runner import ProcessRunner
@@ -105,7 +105,7 @@ async def run_init(options, out, err):
         try:
             await work.inspect()
         except OSError as error:
-            raise ConfigError("cannot read %s: %s" % (error.filename, _reason(error)),
+            raise ConfigError("cannot read %s: %s" % (error.filename, os_reason(error)),
                               fix="Check the path and its permissions; nothing was changed.")
         await work.apply()
         action.add_success_fields(created=work.created, reused=work.reused)
@@ -370,7 +370,7 @@ class _Init(object):
         try:
             await self._apply()
         except OSError as error:
-            raise ConfigError("cannot write %s: %s" % (error.filename, _reason(error)),
+            raise ConfigError("cannot write %s: %s" % (error.filename, os_reason(error)),
                               fix="Run init as root, or choose paths it can write; what it "
                                   "made so far is recorded, and the next run goes on from "
                                   "there.")
@@ -492,10 +492,6 @@ class _Init(object):
 def _unique(items):
     """:return: ``items`` as a list without repeats, in their first order."""
     return list(dict.fromkeys(items))
-
-
-def _reason(error):
-    return os.strerror(error.errno) if error.errno else str(error)
 
 
 def _make_private_dir(path):

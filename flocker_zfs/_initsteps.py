@@ -246,7 +246,7 @@ def read_public_key(path):
         with open(path, encoding="utf-8") as handle:
             text = handle.read()
     except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError("cannot read public key %s: %s" % (path, _reason(error)),
+        raise ConfigError("cannot read public key %s: %s" % (path, os_reason(error)),
                           fix="Check the path and its permissions.")
     return parse_public_key(text)
 
@@ -260,7 +260,11 @@ def load_peer_key(value):
     return parse_public_key(value)
 
 
-def _reason(error):
+def os_reason(error):
+    """
+    :return: why ``error`` (an ``OSError``, or a ``ValueError`` reading a
+        file) happened, without the path: ``"Permission denied"``.
+    """
     return os.strerror(error.errno) if getattr(error, "errno", None) else str(error)
 
 
@@ -518,7 +522,7 @@ def load_state(path):
     except FileNotFoundError:
         return empty_state()
     except (OSError, ValueError) as error:
-        raise ConfigError("cannot read init's state file %s: %s" % (path, _reason(error)),
+        raise ConfigError("cannot read init's state file %s: %s" % (path, os_reason(error)),
                           fix="Restore it from backup, or move it away; without it init "
                               "treats every existing pool and key as not its own.")
     if (not isinstance(state, dict) or not isinstance(state.get("pools"), dict)
