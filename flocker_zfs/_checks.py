@@ -44,13 +44,12 @@ def failed(name, detail, fix):
     return Check(name=name, ok=False, detail=detail, fix=fix)
 
 
-def from_error(name, error, fix=None):
+def from_error(name, error):
     """
     :param error: a :class:`~flocker_zfs.errors.FlockerZFSError`.
-    :return: a failing :class:`Check` saying what ``error`` says.
+    :return: a failing :class:`Check` saying what ``error`` says, with its fix.
     """
-    summary = getattr(error, "summary", lambda: str(error))()
-    return failed(name, summary, fix if fix is not None else (getattr(error, "fix", "") or ""))
+    return failed(name, error.summary(), error.fix or "")
 
 
 #: Capability fields worth naming, with how a person would say them.
