@@ -119,7 +119,8 @@ def _dataset_report(dataset, options, out, verb):
 
 
 async def _create(backend, options, out):
-    dataset_id = options.dataset_id or str(uuid.uuid4())
+    # Only a left-out id makes a new one: "" is a bad id, not a request.
+    dataset_id = str(uuid.uuid4()) if options.dataset_id is None else options.dataset_id
     dataset = await backend.create(dataset_id, options.size)
     _dataset_report(dataset, options, out, "created")
 

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import uuid
 
-from eliot import Message
+from eliot import Message, add_destinations, remove_destination
 from twisted.internet.defer import gatherResults, maybeDeferred
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
@@ -96,6 +96,12 @@ class _CLICase(SynchronousTestCase):
         # Never the machine's /etc/flocker/agent.yml.
         self.default_config = os.path.join(self.base, "no-agent.yml")
         self.reactor = MemoryReactorClock()
+        # eliot keeps what is logged while no destination exists and hands it
+        # to the first one added: drop an earlier test's messages, so a
+        # --log-file holds only this test's.
+        discard = [].append
+        add_destinations(discard)
+        remove_destination(discard)
 
     def cli(self, *argv, runner=None, environ=None, common=True):
         out, err = io.StringIO(), io.StringIO()
@@ -228,6 +234,17 @@ class CLITests(_CLICase):
         status, out, _ = self.cli("create", "--json")
         dataset_id = json.loads(out)["dataset_id"]
         self.assertEqual(str(uuid.UUID(dataset_id)), dataset_id)
+
+    def test_create_empty_id(self):
+        """
+        ``create ""`` is an invalid dataset id, not a request for a new one:
+        only a left-out id makes one up.
+        """
+        before = len(self.fake.commands)
+        status, out, err = self.cli("create", "")
+        self.assertEqual((status, out), (1, ""))
+        self.assertOneLineError(err, "invalid dataset id ''")
+        self.assertEqual(len(self.fake.commands), before)
 
     def test_user_error_one_line(self):
         """
