@@ -27,7 +27,7 @@ from pyrsistent import PClass, field, pmap_field, pset_field
 
 from ._backend import MINIMUM_SIZE
 from ._sizes import InvalidSize, parse_size
-from ._ssh import validate_host
+from ._ssh import canonical_host, validate_host
 from .errors import ConfigError, InvalidName
 from .names import is_dataset_id, shown
 
@@ -221,10 +221,14 @@ def _deployment(document):
         node = _node(path, value)
         if node.uuid in nodes:
             raise _Invalid(path + ".uuid", "node %s is listed twice" % (node.uuid,))
-        endpoint = (node.address, node.ssh_port)
+        # Compared in canonical form: "0:0::1" is "::1", "HostA" is "hosta".
+        endpoint = (canonical_host(node.address), node.ssh_port)
         if endpoint in addresses:
-            raise _Invalid(path + ".address", "%s port %d is already node %s"
-                           % (node.address, node.ssh_port, addresses[endpoint]))
+            first = nodes[addresses[endpoint]]
+            raise _Invalid(path + ".address", "%s port %d is already node %s%s"
+                           % (node.address, node.ssh_port, first.uuid,
+                              "" if first.address == node.address
+                              else " (as %s)" % (first.address,)))
         nodes[node.uuid] = node
         addresses[endpoint] = node.uuid
     datasets = {}

@@ -93,6 +93,25 @@ def validate_host(value):
     return value
 
 
+def canonical_host(value):
+    """
+    The form of an address that two spellings of one host share, for
+    telling whether two addresses are the same: an IP literal as
+    :mod:`ipaddress` writes it (``0:0::1`` is ``::1``; an IPv4-mapped IPv6
+    address is its IPv4 address), a host name in lower case (DNS names are
+    case-insensitive).
+
+    :param str value: an address :func:`validate_host` accepts.
+    :return: the canonical text.
+    """
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        return value.lower()
+    mapped = getattr(address, "ipv4_mapped", None)
+    return str(mapped if mapped is not None else address)
+
+
 def validate_port(value):
     """
     :return: ``value`` if it is an ``int`` TCP port (1 to 65535).

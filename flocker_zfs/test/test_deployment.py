@@ -248,6 +248,27 @@ class DeploymentErrorTests(SynchronousTestCase):
                                          {"uuid": B, "address": "h"}]})
         self.assertMessage(text, "nodes[1].address: h port 22 is already node %s" % (A,))
 
+    def test_duplicate_endpoint_other_spelling(self):
+        """
+        Two spellings of one address (IPv6 forms, an IPv4-mapped address,
+        host names in another case) at the same port are one node.
+        """
+        for first, second in [("::1", "0:0::1"), ("HostA", "hosta"),
+                              ("10.0.0.1", "::ffff:10.0.0.1"),
+                              ("node-b.example", "NODE-B.example")]:
+            text = yaml.safe_dump({"nodes": [{"uuid": A, "address": first},
+                                             {"uuid": B, "address": second}]})
+            self.assertMessage(text, "nodes[1].address: %s port 22 is already node %s (as %s)"
+                               % (second, A, first))
+
+    def test_same_address_other_port(self):
+        """
+        One address at two ports is two nodes.
+        """
+        text = yaml.safe_dump({"nodes": [{"uuid": A, "address": "::1"},
+                                         {"uuid": B, "address": "0:0::1", "ssh_port": 2222}]})
+        self.assertEqual(set(parse_deployment(text).nodes), {A, B})
+
     def test_duplicate_dataset(self):
         """
         A dataset id listed twice is refused.

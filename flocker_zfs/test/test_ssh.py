@@ -9,8 +9,8 @@ from pyrsistent import InvariantException
 from twisted.trial.unittest import SynchronousTestCase
 
 from .._ssh import (
-    CIPHERS, SSHConfig, parse_peer, ssh_argv, validate_host, validate_path, validate_port,
-    validate_user)
+    CIPHERS, SSHConfig, canonical_host, parse_peer, ssh_argv, validate_host, validate_path,
+    validate_port, validate_user)
 from ..errors import ConfigError, InvalidName
 
 CONFIG = SSHConfig(identity="/etc/flocker/id_rsa_flocker",
@@ -72,6 +72,30 @@ class ValidateHostTests(SynchronousTestCase):
             return
         self.assertFalse(text.startswith("-"))
         self.assertFalse(set(text) & set(" \t\n\r\0;&|$`'\"\\()<>*?[]{}!#~%@/="))
+
+
+class CanonicalHostTests(SynchronousTestCase):
+    """
+    Tests for :func:`canonical_host`.
+    """
+
+    def test_same_host(self):
+        """
+        Spellings of one address or host name have one canonical form.
+        """
+        for spellings in [("::1", "0:0::1", "0000:0000:0000:0000:0000:0000:0000:0001"),
+                          ("2001:db8::42", "2001:DB8:0:0::42"),
+                          ("192.0.2.1", "::ffff:192.0.2.1", "::FFFF:c000:0201"),
+                          ("node-b.example", "Node-B.Example", "NODE-B.EXAMPLE")]:
+            self.assertEqual(len(set(canonical_host(text) for text in spellings)), 1,
+                             spellings)
+
+    def test_different_hosts(self):
+        """
+        Different hosts stay different.
+        """
+        hosts = ["::1", "127.0.0.1", "::2", "node-b", "node-b.example", "10.0.0.1"]
+        self.assertEqual(len(set(canonical_host(host) for host in hosts)), len(hosts))
 
 
 class ParsePeerTests(SynchronousTestCase):
