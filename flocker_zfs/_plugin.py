@@ -170,7 +170,16 @@ def known_backends(entry_points=None):
 
 
 def _failure(error):
+    if isinstance(error, SystemExit):
+        return clip("it called sys.exit(%s)" % ("" if error.code is None else repr(error.code),))
     return clip("%s: %s" % (type(error).__name__, error) if str(error) else type(error).__name__)
+
+
+#: What a backend's import may raise and still be reported as a load error.
+#: ``SystemExit`` too: a module calling ``sys.exit`` at import would
+#: otherwise end the agent or command with its status and no message.
+#: ``KeyboardInterrupt`` is left to propagate (the user asked to stop).
+_LOAD_ERRORS = (Exception, SystemExit)
 
 
 def _checked(description, what):
@@ -222,7 +231,7 @@ def _from_entry_points(name, entry_points):
     what = "the '%s' entry point %s = %s" % (ENTRY_POINT_GROUP, name, value)
     try:
         description = point.load()
-    except Exception as error:
+    except _LOAD_ERRORS as error:
         raise BackendLoadError("loading %s failed: %s" % (what, _failure(error)))
     return _checked(description, what)
 
@@ -236,7 +245,7 @@ def _from_module(name, entry_points, import_module):
             raise _unknown(name, entry_points, "there is no module named %s" % (name,))
         raise BackendLoadError("importing the backend module %s failed: %s"
                                % (name, _failure(error)))
-    except Exception as error:
+    except _LOAD_ERRORS as error:
         raise BackendLoadError("importing the backend module %s failed: %s"
                                % (name, _failure(error)))
     try:

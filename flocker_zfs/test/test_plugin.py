@@ -4,6 +4,7 @@ Tests for :mod:`flocker_zfs._plugin`.
 
 import json
 import os
+import sys
 import types
 import uuid
 from importlib.metadata import EntryPoint
@@ -264,6 +265,58 @@ class FindBackendTests(SynchronousTestCase):
         self.assertIn("importing the backend module acme.storage failed: RuntimeError: xxx",
                       message)
         self.assertLess(len(message), 400)
+
+    def test_module_import_exits(self):
+        """
+        A module whose import calls ``sys.exit`` is a load error saying so,
+        not the end of the process with that status and no message.
+        """
+        for code, shown in [(3, "sys.exit(3)"), ("bye", "sys.exit('bye')"),
+                            (None, "sys.exit()")]:
+            with self.assertRaises(BackendLoadError) as caught:
+                find_backend("acme.storage", entry_points(),
+                             importing(error=SystemExit(code)))
+            self.assertIn("importing the backend module acme.storage failed: it called "
+                          + shown, str(caught.exception))
+
+    def test_entry_point_exits(self):
+        """
+        An entry point whose loading calls ``sys.exit`` is a load error too.
+        """
+        class Exiting(object):
+            name, value = "bye", "acme.storage:B"
+
+            def load(self):
+                raise SystemExit(3)
+        with self.assertRaises(BackendLoadError) as caught:
+            find_backend("bye", lambda group: [Exiting()])
+        self.assertIn("loading the 'flocker.backends' entry point bye = acme.storage:B "
+                      "failed: it called sys.exit(3)", str(caught.exception))
+
+    def test_real_module_exits(self):
+        """
+        A real backend module calling ``sys.exit(3)`` at import makes the
+        configuration fail with a load error naming it.
+        """
+        base = os.path.abspath(self.mktemp())
+        os.makedirs(os.path.join(base, "exitingpkg"))
+        for name, text in [("__init__.py", ""), ("storage.py", "import sys\nsys.exit(3)\n")]:
+            with open(os.path.join(base, "exitingpkg", name), "w") as handle:
+                handle.write(text)
+        sys.path.insert(0, base)
+        self.addCleanup(sys.path.remove, base)
+        self.addCleanup(sys.modules.pop, "exitingpkg", None)
+        with self.assertRaises(BackendLoadError) as caught:
+            parse_config("dataset: {backend: exitingpkg.storage}")
+        self.assertIn("exitingpkg.storage failed: it called sys.exit(3)", str(caught.exception))
+
+    def test_module_import_interrupted(self):
+        """
+        ``KeyboardInterrupt`` during a backend import is not turned into a
+        load error: the user's Ctrl-C still stops the process.
+        """
+        self.assertRaises(KeyboardInterrupt, find_backend, "acme.storage", entry_points(),
+                          importing(error=KeyboardInterrupt()))
 
     def test_module_without_attribute(self):
         """
