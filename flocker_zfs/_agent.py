@@ -17,6 +17,11 @@ Each iteration, on the injected reactor:
    ``max_parallel`` at once.  The iteration does not wait for them: the next
    one is scheduled at once, and skips the datasets still busy.
 
+Replicas follow the owner's writes: every ``replication_interval`` seconds
+(counted from the start of the last successful push of a dataset by this
+agent, and at once for a dataset it has not pushed since it started) the
+owner's plan pushes a new snapshot to every wanted replica that answered.
+
 The next iteration comes ``poll_interval`` seconds later, or later still
 after a failed iteration or a failed change (doubling each time up to
 ``max_backoff``; a clean iteration resets it).
@@ -43,7 +48,8 @@ from ._plugin import backend_from_config
 from ._protocol import DATASETS, is_unknown_verb
 from ._replication import Replicator
 from ._sshpeer import SSHPeer
-from ._statechanges import ChangeContext, run_state_change
+from ._statechanges import (
+    ChangeContext, InParallel, PushDataset, Sequentially, run_state_change)
 from .errors import ConfigError, FlockerZFSError
 
 #: Exponent above which the backoff is surely capped (avoids huge floats).
@@ -69,6 +75,15 @@ def _dataset_of(change):
         change of no single dataset, which then runs one at a time too).
     """
     return getattr(change, "dataset_id", None)
+
+
+def _pushes(change):
+    """
+    :return: ``True`` if ``change`` is or contains a :class:`PushDataset`.
+    """
+    if isinstance(change, (Sequentially, InParallel)):
+        return any(_pushes(child) for child in change.changes)
+    return isinstance(change, PushDataset)
 
 
 def backoff_delay(poll_interval, failures, max_backoff):
@@ -174,6 +189,9 @@ class AgentService(Service):
     :param open_files: ``callable(path) -> Deferred`` of the pids using a
         mountpoint, for :func:`~flocker_zfs._deployer.discover_state`;
         default one ``/proc`` scan in the reactor's thread pool.
+    :param replication_interval: seconds (> 0) between pushes of new data
+        from an owned dataset to its wanted replicas, or ``None`` for never
+        (replicas then get only snapshots taken by someone else).
     :raises ConfigError: a bad interval, bound or timeout.
     """
 
@@ -181,12 +199,18 @@ class AgentService(Service):
 
     def __init__(self, reactor, backend, deployment_path, make_peer, poll_interval=10.0,
                  max_parallel=4, replicator=None, max_backoff=300.0, stop_grace=30.0,
-                 query_timeout=60.0, open_files=None):
+                 query_timeout=60.0, open_files=None, replication_interval=60.0):
         for key, value in (("poll_interval", poll_interval), ("max_backoff", max_backoff),
                            ("stop_grace", stop_grace), ("query_timeout", query_timeout)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise ConfigError("invalid agent %s %r: must be a number of seconds >= 0"
                                   % (key, value))
+        if replication_interval is not None and (
+                isinstance(replication_interval, bool)
+                or not isinstance(replication_interval, (int, float))
+                or not replication_interval > 0):
+            raise ConfigError("invalid agent replication_interval %r: must be a number of "
+                              "seconds > 0, or None for never" % (replication_interval,))
         if isinstance(max_parallel, bool) or not isinstance(max_parallel, int) \
                 or max_parallel < 1:
             raise ConfigError("invalid agent max_parallel %r: must be a whole number >= 1"
@@ -199,6 +223,8 @@ class AgentService(Service):
         self.max_backoff = float(max_backoff)
         self.stop_grace = float(stop_grace)
         self.query_timeout = float(query_timeout)
+        self.replication_interval = (None if replication_interval is None
+                                     else float(replication_interval))
         self.replicator = replicator if replicator is not None else Replicator(
             backend, reactor)
         self._make_peer = make_peer
@@ -207,6 +233,7 @@ class AgentService(Service):
         self._slots = DeferredSemaphore(max_parallel)
         self._in_flight = {}
         self._last_started = {}
+        self._replicated = {}
         self._failures = 0
         self._change_failed = False
         self._next = None
@@ -231,6 +258,20 @@ class AgentService(Service):
         :return: the ids of the datasets with a change in flight, sorted.
         """
         return sorted(self._in_flight, key=str)
+
+    def due(self, deployment):
+        """
+        :return: the ids of ``deployment``'s datasets whose replicas are due
+            for new data: not pushed successfully by this agent within the
+            last ``replication_interval`` seconds (none when it is ``None``).
+        """
+        if self.replication_interval is None:
+            return frozenset()
+        now = self.reactor.seconds()
+        return frozenset(
+            dataset_id for dataset_id in deployment.datasets
+            if now - self._replicated.get(dataset_id, float("-inf"))
+            >= self.replication_interval)
 
     def next_delay(self):
         """
@@ -340,7 +381,8 @@ class AgentService(Service):
                 others = await self._cluster_state(deployment, summary["unreachable"])
                 nodes = dict(others)
                 nodes[self.node_uuid] = local
-                plan = calculate_changes(deployment, ClusterState(nodes=nodes), local)
+                plan = calculate_changes(deployment, ClusterState(nodes=nodes), local,
+                                         refresh=self.due(deployment))
                 self._start_changes(plan, deployment, summary)
             action.add_success_fields(**summary)
             return summary
@@ -465,7 +507,7 @@ class AgentService(Service):
     def _start(self, change, context):
         dataset_id = _dataset_of(change)
         self._slots.acquire()   # a token is free: this fires at once
-        self._last_started[dataset_id] = self.reactor.seconds()
+        started = self._last_started[dataset_id] = self.reactor.seconds()
         d = maybeDeferred(run_state_change, change, context)
         # Registered before any callback: a change may finish synchronously.
         self._in_flight[dataset_id] = d
@@ -478,6 +520,9 @@ class AgentService(Service):
                 Message.log(message_type="flocker_zfs:agent:change_failed",
                             dataset_id=dataset_id, error=result.type.__name__,
                             reason=_reason(result.value))
+            elif _pushes(change):
+                # Its snapshot was taken about when it started.
+                self._replicated[dataset_id] = started
             self._maybe_stopped()
             return None
         d.addBoth(ended)
@@ -486,7 +531,8 @@ class AgentService(Service):
 def agent_from_config(reactor, config, runner=None, make_peer=None):
     """
     The agent of ``agent.yml``: its backend (started), SSH peers, deployment
-    file, poll interval and parallelism from the ``dataset:`` section.
+    file, poll interval, parallelism and replication interval from the
+    ``dataset:`` section.
 
     :param config: an :class:`~flocker_zfs._config.AgentConfig`.
     :param runner: an ``IRunner`` for the backend (tests pass a fake).
@@ -510,7 +556,8 @@ async def _agent_from_config(reactor, config, runner, make_peer):
     backend = await backend_from_config(reactor, config, runner=runner)
     return AgentService(reactor, backend, deployment, make_peer,
                         poll_interval=settings.poll_interval,
-                        max_parallel=settings.max_parallel)
+                        max_parallel=settings.max_parallel,
+                        replication_interval=settings.replication_interval)
 
 
 __all__ = ["AgentService", "agent_from_config", "ssh_peers", "backoff_delay"]

@@ -187,17 +187,32 @@ def _ssh_path(what):
     return lambda value: validate_path(what, value)
 
 
-#: The longest poll_interval accepted (a day); it also keeps huge YAML
-#: integers from overflowing the conversion to float.
-MAX_POLL_INTERVAL = 86400
+#: The longest interval or timeout accepted (a day); it also keeps huge
+#: YAML integers from overflowing the conversion to float.
+MAX_SECONDS = MAX_POLL_INTERVAL = 86400
 
 
-def _poll_interval(value):
-    if (isinstance(value, bool) or not isinstance(value, (int, float))
-            or not 0 < value <= MAX_POLL_INTERVAL):
-        raise ConfigError("invalid poll_interval %s: must be a number of seconds greater "
-                          "than 0 and at most %d" % (shown(value), MAX_POLL_INTERVAL))
-    return value
+def _duration(key, zero=False, null=None):
+    """
+    :param zero: whether 0 is accepted.
+    :param null: what ``null`` means (e.g. ``"never"``), or ``None`` if it is
+        refused.
+    :return: a check of a number of seconds for ``key``: finite, more than 0
+        (or at least 0) and at most :data:`MAX_SECONDS`.
+    """
+    def check(value):
+        if value is None and null is not None:
+            return value
+        if (not isinstance(value, bool) and isinstance(value, (int, float))
+                and (0 <= value if zero else 0 < value) and value <= MAX_SECONDS):
+            return value
+        raise ConfigError("invalid %s %s: must be a number of seconds %s and at most %d%s"
+                          % (key, shown(value), "from 0" if zero else "greater than 0",
+                             MAX_SECONDS, "" if null is None else ", or null for " + null))
+    return check
+
+
+_poll_interval = _duration("poll_interval")
 
 
 def _max_parallel(value):
@@ -235,6 +250,9 @@ class ZFSSettings(PClass):
     :ivar str deployment: the reference agent's desired-state file.
     :ivar float poll_interval: seconds between the agent's iterations.
     :ivar int max_parallel: how many datasets the agent changes at once.
+    :ivar replication_interval: seconds between the agent's pushes of new
+        data to the replicas of each dataset this node owns (``float``), or
+        ``None`` for never.
     """
 
     pool = field(type=str, initial="flocker", invariant=_invariant(validate_pool_name))
@@ -253,6 +271,9 @@ class ZFSSettings(PClass):
     poll_interval = field(type=float, initial=10.0, factory=_seconds,
                           invariant=_invariant(_poll_interval))
     max_parallel = field(type=int, initial=4, invariant=_invariant(_max_parallel))
+    replication_interval = field(
+        type=(float, type(None)), initial=60.0, factory=_seconds,
+        invariant=_invariant(_duration("replication_interval", null="never")))
 
     def ssh_config(self):
         """
@@ -267,6 +288,7 @@ _TEXT_OR_NULL = ("a string or null", lambda value: value is None or isinstance(v
 _INTEGER = ("an integer", lambda value: type(value) is int)
 _NUMBER = ("a number", lambda value: (isinstance(value, (int, float))
                                       and not isinstance(value, bool)))
+_NUMBER_OR_NULL = ("a number or null", lambda value: value is None or _NUMBER[1](value))
 
 #: key: (expected kind, check, example value for messages).
 ZFS_KEYS = {
@@ -280,6 +302,8 @@ ZFS_KEYS = {
     "deployment": (_TEXT, _absolute_path("deployment"), "/etc/flocker/deployment.yml"),
     "poll_interval": (_NUMBER, _poll_interval, "10"),
     "max_parallel": (_INTEGER, _max_parallel, "4"),
+    "replication_interval": (_NUMBER_OR_NULL, _duration("replication_interval", null="never"),
+                             "60"),
 }
 
 
@@ -300,7 +324,8 @@ def _unknown_keys(unknown, known, backend, source):
 
 
 def _quoted_number_hint(expected, value):
-    if expected not in (_INTEGER[0], _NUMBER[0]) or not isinstance(value, str):
+    if expected not in (_INTEGER[0], _NUMBER[0], _NUMBER_OR_NULL[0]) or \
+            not isinstance(value, str):
         return ""
     try:
         float(value)

@@ -394,9 +394,10 @@ def _recovery(desired, local, me, deployment):
                           abort=desired.primary == me and not acquire_maybe_sent)
 
 
-def _as_primary(desired, local, me, nodes, deployment, in_use):
+def _as_primary(desired, local, me, nodes, deployment, in_use, refresh):
     """
-    Changes on the desired primary.
+    Changes on the desired primary; with ``refresh``, a push to every wanted
+    replica that answered, even one already holding our newest snapshot.
     """
     dataset_id = desired.dataset_id
     wanted = sorted(desired.replicas - {me})
@@ -421,12 +422,12 @@ def _as_primary(desired, local, me, nodes, deployment, in_use):
             changes.append(PushDataset(dataset_id=dataset_id, node_uuid=uuid))
         elif remote.writable or remote.handoff is not None:
             continue  # the peer thinks it owns a copy: a conflict for the operator
-        elif _newest_guid(remote) != ours:
+        elif refresh or _newest_guid(remote) != ours:
             changes.append(PushDataset(dataset_id=dataset_id, node_uuid=uuid))
     return changes
 
 
-def _plan_dataset(desired, local_state, nodes, deployment):
+def _plan_dataset(desired, local_state, nodes, deployment, refresh):
     me = local_state.node_uuid
     dataset_id = desired.dataset_id
     local = local_state.datasets.get(dataset_id)
@@ -439,7 +440,8 @@ def _plan_dataset(desired, local_state, nodes, deployment):
             return []
         return [DeleteDataset(dataset_id=dataset_id)]
     if desired.primary == me:
-        return _as_primary(desired, local, me, nodes, deployment, in_use)
+        return _as_primary(desired, local, me, nodes, deployment, in_use,
+                           dataset_id in refresh)
     if local is None or not _owns(local, me) or in_use:
         return []
     primary = nodes.get(desired.primary)
@@ -451,12 +453,14 @@ def _plan_dataset(desired, local_state, nodes, deployment):
     return [HandoffDataset(dataset_id=dataset_id, node_uuid=desired.primary)]
 
 
-def calculate_changes(desired, cluster_state, local_state):
+def calculate_changes(desired, cluster_state, local_state, refresh=frozenset()):
     """
     Plan this node's part of converging on ``desired``.  Pure: it only reads
     its arguments.  ``local_state`` is this node's own state (it replaces
     this node's entry in ``cluster_state``, if any); nodes missing from
-    ``cluster_state`` are unknown (unreachable), not empty.
+    ``cluster_state`` are unknown (unreachable), not empty.  ``refresh``
+    names the datasets whose replicas are due for new data (the agent
+    decides when, from its clock); nothing else depends on time.
 
     Rules, per dataset of the deployment (others are never touched):
 
@@ -471,8 +475,10 @@ def calculate_changes(desired, cluster_state, local_state):
     - This node is the primary and owns the writable copy: ``ResizeDataset``
       when the maximum size differs (not while in use), then ``PushDataset``
       to each wanted replica node that is known and whose copy is missing or
-      whose newest snapshot is not ours (a node whose copy is writable or
-      mid-handoff is left alone: a conflict for the operator).
+      whose newest snapshot is not ours, or to every known wanted replica
+      node when the dataset is in ``refresh`` (a push takes a new snapshot,
+      so writes since the last one reach the replicas); a node whose copy is
+      writable or mid-handoff is left alone: a conflict for the operator.
     - This node is the primary and holds nothing: ``CreateDataset`` (then
       pushes to the replicas) only if every node of the deployment is known
       and none of the known nodes holds a copy.
@@ -485,6 +491,8 @@ def calculate_changes(desired, cluster_state, local_state):
     :param Deployment desired: the desired deployment.
     :param ClusterState cluster_state: the nodes that answered.
     :param NodeState local_state: this node.
+    :param refresh: ids of the datasets whose replicas are due; a converged
+        cluster with nothing due gets an empty plan.
     :return: an :class:`InParallel` with at most one element per dataset
         (a change, or a :class:`Sequentially` of that dataset's changes), in
         dataset id order; empty when this node has nothing to do.
@@ -492,7 +500,8 @@ def calculate_changes(desired, cluster_state, local_state):
     nodes = cluster_state.nodes.set(local_state.node_uuid, local_state)
     elements = []
     for dataset_id in sorted(desired.datasets):
-        changes = _plan_dataset(desired.datasets[dataset_id], local_state, nodes, desired)
+        changes = _plan_dataset(desired.datasets[dataset_id], local_state, nodes, desired,
+                                refresh)
         if len(changes) == 1:
             elements.append(changes[0])
         elif changes:

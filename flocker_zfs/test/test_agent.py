@@ -244,6 +244,61 @@ class ConvergenceTests(SynchronousTestCase):
             self.assertEqual(cluster.path_of(name, x, "f").getContent(), b"v2")
             self.assertEqual(cluster.dataset(name, x).owner, cluster.uuid("a"))
 
+    def test_replicas_follow_writes(self):
+        """
+        Data written on the owner after convergence reaches the replica once
+        ``replication_interval`` has passed since the last push, not before.
+        """
+        cluster = Cluster(self)
+        x = new_id()
+        peer = cluster.peer("a", "b.example")
+        cluster.deployment([(x, "a", ["b"], [])])
+        cluster.start(replication_interval=10.0)
+        self.assertEqual((cluster.holding(x), peer.streams), (["a", "b"], [0.0]))
+        cluster.path_of("a", x, "f").setContent(b"written after convergence")
+        cluster.advance(9)
+        self.assertEqual((cluster.path_of("b", x, "f").exists(), peer.streams),
+                         (False, [0.0]))
+        cluster.advance()
+        self.assertEqual(cluster.path_of("b", x, "f").getContent(),
+                         b"written after convergence")
+        self.assertEqual(peer.streams, [0.0, 10.0])
+        cluster.advance(9)
+        self.assertEqual(peer.streams, [0.0, 10.0])
+
+    def test_replication_never(self):
+        """
+        With ``replication_interval=None`` a converged replica gets nothing
+        more, however long the agent runs.
+        """
+        cluster = Cluster(self)
+        x = new_id()
+        peer = cluster.peer("a", "b.example")
+        cluster.deployment([(x, "a", ["b"], [])])
+        cluster.start(replication_interval=None)
+        cluster.path_of("a", x, "f").setContent(b"kept on a")
+        cluster.advance(100)
+        self.assertEqual((cluster.path_of("b", x, "f").exists(), peer.streams),
+                         (False, [0.0]))
+
+    def test_new_agent_pushes_at_once(self):
+        """
+        A new agent pushes the datasets it owns to their replicas on its
+        first iteration, so writes made while no agent ran are not held back
+        for a whole interval.
+        """
+        cluster = Cluster(self)
+        x = new_id()
+        peer = cluster.peer("a", "b.example")
+        cluster.deployment([(x, "a", ["b"], [])])
+        cluster.start("a")
+        self.successResultOf(cluster.agents["a"].stopService())
+        cluster.path_of("a", x, "f").setContent(b"written while stopped")
+        cluster.advance(5)
+        cluster.start("a")
+        self.assertEqual(peer.streams, [0.0, 5.0])
+        self.assertEqual(cluster.path_of("b", x, "f").getContent(), b"written while stopped")
+
     def test_deleted_everywhere(self):
         """
         A dataset marked ``deleted`` is destroyed on every node that holds
@@ -898,7 +953,11 @@ class ServiceTests(SynchronousTestCase):
                              ({"poll_interval": "10"}, "poll_interval"),
                              ({"max_parallel": 0}, "max_parallel"),
                              ({"max_parallel": True}, "max_parallel"),
-                             ({"max_backoff": None}, "max_backoff")]:
+                             ({"max_backoff": None}, "max_backoff"),
+                             ({"replication_interval": 0}, "replication_interval"),
+                             ({"replication_interval": -5}, "replication_interval"),
+                             ({"replication_interval": True}, "replication_interval"),
+                             ({"replication_interval": "60"}, "replication_interval")]:
             with self.assertRaises(ConfigError) as caught:
                 cluster.agent("a", **kwargs)
             self.assertIn(name, str(caught.exception))
@@ -931,7 +990,7 @@ class FromConfigTests(SynchronousTestCase):
                 "dataset:\n  backend: zfs\n  pool: %s\n  mount_root: %s\n"
                 "  node_file: %s\n  ssh_identity: %s\n  ssh_known_hosts: %s\n"
                 "  ssh_port: 2222\n  deployment: %s\n  poll_interval: 2\n"
-                "  max_parallel: 3\n%s" % (
+                "  max_parallel: 3\n  replication_interval: 45\n%s" % (
                     pool, os.path.join(root, "mnt"), self.node_file,
                     os.path.join(root, "id"), os.path.join(root, "known_hosts"),
                     self.deployment, extra))
@@ -940,8 +999,9 @@ class FromConfigTests(SynchronousTestCase):
     def test_settings(self):
         """
         The agent gets the started backend of the config (its pool and node
-        identity), the deployment path, poll interval and parallelism; its
-        default peers are SSH peers to each node's address and port.
+        identity), the deployment path, poll interval, parallelism and
+        replication interval; its default peers are SSH peers to each node's
+        address and port.
         """
         fake = FakeZFS()
         fake.add_pool("flocker")
@@ -951,6 +1011,7 @@ class FromConfigTests(SynchronousTestCase):
         self.assertEqual((agent.backend.pool, agent.backend.capabilities.implementation,
                           agent.deployment_file.path, agent.poll_interval, agent.max_parallel),
                          ("flocker", "zfs-fuse", self.deployment, 2.0, 3))
+        self.assertEqual(agent.replication_interval, 45.0)
         with open(self.node_file) as handle:
             self.assertIn(agent.node_uuid, handle.read())
         peer = agent.peer(NodeAddress(uuid=new_id(), address="10.0.0.7", ssh_port=2200))

@@ -5,7 +5,8 @@ own private sshd whose forced command is ``flocker-zfs peer-serve`` for that
 pool.  Both agents run in this trial process with short poll intervals and
 converge a deployment file: a dataset is created on A, then moved to B by
 changing its primary in the file; its data arrives on B and A keeps a
-read-only replica.
+read-only replica.  Once A is named as a replica, files written on B
+afterwards reach it on the replication schedule.
 
 Skipped without root, ZFS or sshd; a failure under ``CI=true``.
 """
@@ -25,6 +26,9 @@ from .test_replication_real import _Node
 
 #: Seconds between agent iterations here (production: 10).
 POLL = 0.5
+
+#: Seconds between pushes of new data to replicas here (production: 60).
+REPLICATION_INTERVAL = 2
 
 #: Seconds a step may take before the test gives up.
 DEADLINE = 120.0
@@ -54,7 +58,7 @@ class RealAgentTests(TestCase):
         """
         Write ``node``'s own ``agent.yml``: its pool, mount root and
         identity, the key and known_hosts that reach ``other``'s sshd, the
-        shared deployment file and a short poll interval.
+        shared deployment file, and short poll and replication intervals.
 
         :return: its path.
         """
@@ -72,13 +76,14 @@ class RealAgentTests(TestCase):
                 "  ssh_known_hosts: %s\n"
                 "  deployment: %s\n"
                 "  poll_interval: %s\n"
+                "  replication_interval: %s\n"
                 "  max_parallel: 2\n" % (
                     node.pool, node.mount_root, node.node_file, other.sshd.client_key,
-                    other.sshd.known_hosts, self.deployment, POLL))
+                    other.sshd.known_hosts, self.deployment, POLL, REPLICATION_INTERVAL))
         self.addCleanup(os.remove, path)
         return path
 
-    def write_deployment(self, primary):
+    def write_deployment(self, primary, replicas=()):
         with open(self.deployment + ".new", "w") as handle:
             handle.write(
                 "nodes:\n"
@@ -87,16 +92,19 @@ class RealAgentTests(TestCase):
                 "datasets:\n"
                 "  - id: %s\n"
                 "    primary: %s\n"
-                "    maximum_size: 64M\n" % (
+                "    maximum_size: 64M\n"
+                "    replicas: [%s]\n" % (
                     self.a.node_uuid, self.a.sshd.port, self.b.node_uuid, self.b.sshd.port,
-                    self.dataset_id, primary.node_uuid))
+                    self.dataset_id, primary.node_uuid,
+                    ", ".join(node.node_uuid for node in replicas)))
         # Replaced at once: an agent never reads half a file.
         os.rename(self.deployment + ".new", self.deployment)
 
     async def start_agent(self, node, other):
         config = load_config(self.write_config(node, other))
         agent = await agent_from_config(reactor, config)
-        self.assertEqual((agent.node_uuid, agent.poll_interval), (node.node_uuid, POLL))
+        self.assertEqual((agent.node_uuid, agent.poll_interval, agent.replication_interval),
+                         (node.node_uuid, POLL, REPLICATION_INTERVAL))
         agent.startService()
         self.addCleanup(agent.stopService)
         return agent
@@ -117,7 +125,8 @@ class RealAgentTests(TestCase):
 
     async def wait_until(self, predicate, what):
         """
-        Poll :meth:`copies` until ``predicate(copies)`` holds.
+        Poll :meth:`copies` until ``predicate(copies)`` holds (it may look
+        at anything else, such as files).
 
         :return: the copies.
         """
@@ -132,11 +141,29 @@ class RealAgentTests(TestCase):
             await deferLater(reactor, 0.2, lambda: None)
             waited += 0.2
 
+    def replica_has(self, name, content):
+        """
+        :return: a predicate: A's replica holds file ``name`` with ``content``.
+            It lists the directory before opening the file: zfs-fuse keeps a
+            failed lookup cached after a receive brings the file, so an
+            early ``open`` would keep failing.
+        """
+        path = self.a.path(self.dataset_id, name)
+
+        def predicate(found):
+            if name not in os.listdir(os.path.dirname(path)):
+                return False
+            with open(path) as handle:
+                return handle.read() == content
+        return predicate
+
     async def test_create_then_move(self):
         """
         The agents create the dataset on A (writable, 64 MiB limit); after
         the file names B as the primary, B owns it, writable, with the
         files written on A, and A keeps a read-only replica owned by B.
+        Once the file also names A as a replica, what B writes afterwards
+        reaches A's replica.
         """
         await self.start_agent(self.a, self.b)
         await self.start_agent(self.b, self.a)
@@ -175,3 +202,16 @@ class RealAgentTests(TestCase):
                           for name, d in after.items()},
                          {name: (d.owner, d.writable, d.generation, list(d.snapshots))
                           for name, d in before.items()})
+
+        # Replicas follow writes: A wanted as a replica gets B's files, and a
+        # file written after that arrives within the replication interval.
+        self.write_deployment(primary=self.b, replicas=[self.a])
+        await self.wait_until(self.replica_has("from-b.txt", "B writes\n"),
+                              "B's first file on A's replica")
+        with open(self.b.path(self.dataset_id, "later.txt"), "w") as handle:
+            handle.write("written on B after convergence\n")
+        found = await self.wait_until(
+            self.replica_has("later.txt", "written on B after convergence\n"),
+            "B's later file on A's replica")
+        self.assertEqual((found["a"].owner, found["a"].writable, found["b"].writable),
+                         (self.b.node_uuid, False, True))

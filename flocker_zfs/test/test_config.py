@@ -109,7 +109,7 @@ class ParseConfigTests(ClearErrorMixin, SynchronousTestCase):
                         ssh_identity="/etc/flocker/id_rsa_flocker",
                         ssh_known_hosts="/etc/flocker/known_hosts", ssh_port=22,
                         ssh_cipher=None, deployment="/etc/flocker/deployment.yml",
-                        poll_interval=10.0, max_parallel=4))
+                        poll_interval=10.0, max_parallel=4, replication_interval=60.0))
         self.assertEqual(ZFSSettings(), config.settings)
 
     def test_record(self):
@@ -147,7 +147,8 @@ class ParseConfigTests(ClearErrorMixin, SynchronousTestCase):
             "  ssh_cipher: aes128-gcm@openssh.com\n"
             "  deployment: /srv/deployment.yml\n"
             "  poll_interval: 2.5\n"
-            "  max_parallel: 16\n")
+            "  max_parallel: 16\n"
+            "  replication_interval: 300\n")
         self.assertEqual(
             config.settings,
             ZFSSettings(pool="tank", mount_root="/srv/data",
@@ -156,14 +157,16 @@ class ParseConfigTests(ClearErrorMixin, SynchronousTestCase):
                         ssh_known_hosts="/root/.ssh/flocker_hosts", ssh_port=2222,
                         ssh_cipher="aes128-gcm@openssh.com",
                         deployment="/srv/deployment.yml", poll_interval=2.5,
-                        max_parallel=16))
+                        max_parallel=16, replication_interval=300.0))
 
     def test_whole_seconds(self):
         """
         A whole number of seconds is read as a float.
         """
-        settings = parse(zfs(poll_interval=3)).settings
+        settings = parse(zfs(poll_interval=3, replication_interval=90)).settings
         self.assertEqual((settings.poll_interval, type(settings.poll_interval)), (3.0, float))
+        self.assertEqual((settings.replication_interval, type(settings.replication_interval)),
+                         (90.0, float))
 
     def test_null_cipher(self):
         """
@@ -423,6 +426,27 @@ class KeyErrorTests(ClearErrorMixin, SynchronousTestCase):
                                   "dataset.poll_interval", "greater than 0")
         self.assertEqual(parse(zfs(poll_interval=0.25)).settings.poll_interval, 0.25)
 
+    def test_replication_interval(self):
+        """
+        ``replication_interval`` must be positive and at most a day, or
+        ``null`` for never (0 is refused: it could mean either "always" or
+        "never"); the message says how to turn it off.
+        """
+        for text in ["0", "-1", ".inf", ".nan", "86401", "9" * 400]:
+            self.assertParseError("dataset: {backend: zfs, replication_interval: %s}"
+                                  % (text,), "dataset.replication_interval", "greater than 0",
+                                  "or null for never")
+        self.assertParseError(zfs(replication_interval="60"),
+                              "dataset.replication_interval must be a number or null",
+                              "without quotes")
+        self.assertParseError(zfs(replication_interval=True),
+                              "dataset.replication_interval must be a number or null",
+                              "not a boolean")
+        self.assertIsNone(parse("dataset: {backend: zfs, replication_interval: null}")
+                          .settings.replication_interval)
+        self.assertEqual(parse(zfs(replication_interval=0.5)).settings.replication_interval,
+                         0.5)
+
     def test_exponent_hint(self):
         """
         ``1e3`` is a string in YAML 1.1; the fix says how to write it.
@@ -493,7 +517,7 @@ class KeyErrorTests(ClearErrorMixin, SynchronousTestCase):
                                         "did you mean ssh_port?", "for backend zfs")
         for key in ["backend", "pool", "mount_root", "node_file", "ssh_identity",
                     "ssh_known_hosts", "ssh_port", "ssh_cipher", "deployment",
-                    "poll_interval", "max_parallel"]:
+                    "poll_interval", "max_parallel", "replication_interval"]:
             self.assertIn(key, message.split("Fix:")[1])
 
     def test_unknown_keys(self):
@@ -802,6 +826,7 @@ _GOOD = {
     "deployment": st.just("/etc/flocker/deployment.yml"),
     "poll_interval": st.floats(0.001, 86400) | st.integers(1, 86400),
     "max_parallel": st.integers(1, 64),
+    "replication_interval": st.none() | st.floats(0.001, 86400) | st.integers(1, 86400),
 }
 
 

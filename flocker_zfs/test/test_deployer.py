@@ -66,13 +66,13 @@ def cluster(*states):
     return ClusterState(nodes={s.node_uuid: s for s in states})
 
 
-def plan_for(deployment, states, me):
+def plan_for(deployment, states, me, refresh=frozenset()):
     """
     :return: the plan of node ``me`` when ``states`` are the nodes that
         answered (``me`` among them).
     """
     local = [s for s in states if s.node_uuid == me][0]
-    return calculate_changes(deployment, cluster(*states), local)
+    return calculate_changes(deployment, cluster(*states), local, refresh=refresh)
 
 
 def flatten(change):
@@ -539,6 +539,25 @@ class CalculateChangesTests(SynchronousTestCase):
         self.assertEqual(plan_for(deployment, states, N0).changes,
                          [PushDataset(dataset_id=D0, node_uuid=N2)])
 
+    def test_refresh(self):
+        """
+        A dataset in ``refresh`` is pushed by its owner to every wanted
+        replica node that answered, up to date or not; not to an unknown
+        one, a conflicting one or one that is not wanted.  Other datasets,
+        and the same one on other nodes, are not refreshed.
+        """
+        deployment = desired(want(D0, N0, replicas=[N1, N2]), want(D1, N0, replicas=[N1]),
+                             nodes=NODES + (OUTSIDER,))
+        states = [node(N0, copy(D0, N0, writable=True), copy(D1, N0, writable=True)),
+                  node(N1, copy(D0, N0), copy(D1, N0)),
+                  node(OUTSIDER, copy(D0, N0, guids=(1,)))]
+        self.assertEqual(plan_for(deployment, states, N0).changes, [])
+        self.assertEqual(plan_for(deployment, states, N0, refresh={D0}).changes,
+                         [PushDataset(dataset_id=D0, node_uuid=N1)])
+        self.assertEqual(plan_for(deployment, states, N1, refresh={D0, D1}).changes, [])
+        states[1] = node(N1, copy(D0, N1, writable=True), copy(D1, N0))
+        self.assertEqual(plan_for(deployment, states, N0, refresh={D0}).changes, [])
+
     def test_no_push_to_unknown(self):
         """
         A wanted replica node that did not answer is not pushed to.
@@ -862,6 +881,24 @@ class CalculateChangesPropertyTests(SynchronousTestCase):
         deployment, states = situation
         for me, plan in self.plans(deployment, states).items():
             self.assertEqual(plan, InParallel(changes=[]), me)
+
+    @settings(max_examples=300, deadline=None)
+    @given(converged())
+    def test_converged_refresh(self, situation):
+        """
+        With every dataset due for refresh, a converged cluster's plans are
+        exactly one push from each primary to each of its wanted replicas.
+        """
+        deployment, states = situation
+        refresh = frozenset(deployment.datasets) | {UNLISTED}
+        state = ClusterState(nodes=states)
+        for me, local in states.items():
+            plan = calculate_changes(deployment, state, local, refresh=refresh)
+            expected = [PushDataset(dataset_id=d, node_uuid=n)
+                        for d, wanted in sorted(deployment.datasets.items())
+                        if not wanted.deleted and wanted.primary == me
+                        for n in sorted(wanted.replicas - {me})]
+            self.assertEqual(flatten(plan), expected, me)
 
     @settings(max_examples=300, deadline=None)
     @given(situations())
