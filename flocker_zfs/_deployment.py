@@ -26,12 +26,18 @@ import yaml
 from pyrsistent import PClass, field, pmap_field, pset_field
 
 from ._backend import MINIMUM_SIZE
+from ._files import read_bounded
 from ._sizes import InvalidSize, parse_size
 from ._ssh import canonical_host, validate_host
 from .errors import ConfigError, InvalidName
 from .names import is_dataset_id, shown
 
+_FORMAT = "docs/deployer.rst describes it"
 _FIX = "Correct the deployment file (see docs/deployer.rst for its format) and try again."
+
+#: The largest deployment file read (as the agent's own limit): thousands of
+#: datasets fit; a bigger file is the wrong one.
+MAX_DEPLOYMENT_BYTES = 16 * 1024 * 1024
 
 
 class NodeAddress(PClass):
@@ -283,11 +289,13 @@ def load_deployment(path):
     Read and parse the deployment file at ``path``.
 
     :return: a :class:`Deployment`.
-    :raises ConfigError: the file cannot be read, or is invalid.
+    :raises ConfigError: the file cannot be read, is not a regular file, is
+        larger than :data:`MAX_DEPLOYMENT_BYTES`, or is invalid.
     """
     try:
-        with open(path, "rb") as handle:
-            data = handle.read()
+        data = read_bounded(path, MAX_DEPLOYMENT_BYTES, "deployment file",
+                            fix="Give the path of the deployment YAML file (%s)."
+                                % (_FORMAT,))
     except OSError as error:
         raise ConfigError("cannot read deployment file %s: %s"
                           % (path, error.strerror or error),

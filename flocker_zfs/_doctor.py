@@ -22,6 +22,7 @@ from ._actions import CLI_DOCTOR
 from ._checks import (
     from_error, describe_capabilities, failed, is_serve_line, judge_health, judge_hello,
     judge_private_key_mode, judge_serve_line, judge_shared_file, passed)
+from ._files import MAX_KEYS_FILE_BYTES, check_regular, read_bounded
 from ._initsteps import (
     DEFAULT_AUTHORIZED_KEYS, ToolFailed, ToolMissing, host_token, parse_known_hosts,
     parse_public_key, recorded_keys, run_tool, setting, split_authorized_line)
@@ -31,6 +32,9 @@ from ._ssh import SSHConfig, parse_peer, validate_port
 from .errors import ConfigError, FlockerZFSError, PoolNotFound, ZFSError
 from .names import validate_mount_root, validate_pool_name
 from .node import DEFAULT_NODE_FILE, load_node_uuid
+
+#: A node identity file holds one small JSON object.
+MAX_NODE_FILE_BYTES = 64 * 1024
 
 #: Seconds a peer has to answer ``hello``.
 HELLO_TIMEOUT = 30.0
@@ -215,6 +219,13 @@ class _Doctor(object):
                           "`flocker-zfs init --node-file %s` creates it. If this node owned "
                           "datasets, restore the file from backup instead: a new identity "
                           "would orphan them." % (path,))
+        fix = "Give the node identity file (node.json) with --node-file."
+        # Before load_node_uuid reads it whole: /dev/zero would never end.
+        info = os.stat(path)
+        check_regular("node identity file", path, info.st_mode, fix)
+        if info.st_size > MAX_NODE_FILE_BYTES:
+            return failed("node identity", "%s is %d bytes, too large for a node identity "
+                          "file" % (path, info.st_size), fix)
         try:
             self.node_uuid = load_node_uuid(path, create=False)
         except ConfigError as error:
@@ -247,8 +258,8 @@ class _Doctor(object):
     def _known_hosts(self):
         path = self.known_hosts
         try:
-            with open(path, encoding="utf-8", errors="replace") as handle:
-                text = handle.read()
+            text = self._read(path, "known_hosts", "Give the known_hosts file with "
+                                                   "--ssh-known-hosts.")
         except FileNotFoundError:
             return failed("known_hosts", "%s does not exist, so no peer's host key is trusted"
                           % (path,),
@@ -265,13 +276,21 @@ class _Doctor(object):
                 ", ".join(str(n) for n in bad_lines),)
         return passed("known_hosts", detail)
 
+    @staticmethod
+    def _read(path, what, fix):
+        """
+        :return: the text of a small regular file (undecodable bytes replaced).
+        :raises ConfigError: it is not a regular file, or is too large.
+        """
+        return read_bounded(path, MAX_KEYS_FILE_BYTES, what, fix).decode("utf-8", "replace")
+
     def _authorized_keys(self):
         path = self.options.authorized_keys
         fix = ("Authorize each peer's key for peer-serve: `flocker-zfs init --peer-key KEY "
                "--install-authorized-keys %s` (each node prints its key)." % (path,))
         try:
-            with open(path, encoding="utf-8", errors="replace") as handle:
-                lines = handle.read().splitlines()
+            lines = self._read(path, "authorized_keys", "Give the authorized_keys file "
+                                                        "with --authorized-keys.").splitlines()
         except FileNotFoundError:
             return failed("authorized_keys", "%s does not exist: no peer can reach this "
                           "node's peer-serve" % (path,), fix)

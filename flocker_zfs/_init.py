@@ -25,10 +25,10 @@ from . import _commands as commands
 from ._actions import CLI_INIT
 from ._initsteps import (
     DEFAULT_AUTHORIZED_KEYS, SCAN_ARGUMENT, STATE_FILE, InitRefused, NoHostKey, ToolFailed,
-    ToolMissing, authorized_keys_line, decide_host_key, host_token, known_hosts_line, load_peer_key,
-    load_state, os_reason, parse_keyscan, parse_known_hosts, parse_pool_size, parse_public_key,
-    read_public_key, run_tool, save_state, serve_argv, setting, split_authorized_line,
-    validate_peer_from)
+    ToolMissing, authorized_keys_line, decide_host_key, host_token, known_hosts_line,
+    load_peer_key, load_state, os_reason, parse_keyscan, parse_known_hosts, parse_pool_size,
+    parse_public_key, read_keys_file, read_public_key, run_tool, save_state, serve_argv,
+    setting, split_authorized_line, validate_peer_from)
 from ._runner import ProcessRunner
 from ._sizes import human_size
 from ._ssh import parse_peer, validate_path, validate_port
@@ -308,11 +308,8 @@ class _Init(object):
     async def _inspect_host_keys(self):
         if not self.peers:
             return
-        try:
-            with open(self.known_hosts, encoding="utf-8", errors="replace") as handle:
-                text = handle.read()
-        except FileNotFoundError:
-            text = ""
+        text = read_keys_file(self.known_hosts, "known_hosts",
+                              fix="Give the known_hosts file with --ssh-known-hosts.")
         entries, _ = parse_known_hosts(text)
         for host, port in self.peers:
             argv = ["ssh-keyscan", "-T", "10", "-t", SCAN_ARGUMENT, "-p", str(port), "--", host]
@@ -338,11 +335,9 @@ class _Init(object):
                       for key in self.peer_keys]
         if self.install is None:
             return
-        try:
-            with open(self.install, encoding="utf-8", errors="replace") as handle:
-                existing = handle.read().splitlines()
-        except FileNotFoundError:
-            existing = []
+        existing = read_keys_file(
+            self.install, "authorized_keys",
+            fix="Give the authorized_keys file with --install-authorized-keys.").splitlines()
         for entry in self.lines:
             line, key = entry[0], entry[1]
             entry[2] = "install"

@@ -23,6 +23,7 @@ import shlex
 from pyrsistent import PClass, field
 
 from ._config import ZFSSettings
+from ._files import MAX_KEYS_FILE_BYTES, read_bounded
 from ._sizes import InvalidSize, format_size, parse_size
 from ._ssh import validate_host
 from .errors import ConfigError, FlockerZFSError, InvalidName, ZFSError, ZFSNotInstalled
@@ -243,12 +244,28 @@ def read_public_key(path):
     :raises ConfigError: unreadable, or not one public key.
     """
     try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
+        text = read_bounded(path, MAX_KEYS_FILE_BYTES, "public key file",
+                            fix="Give the path of a .pub file, or the key line itself."
+                            ).decode("utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError("cannot read public key %s: %s" % (path, os_reason(error)),
                           fix="Check the path and its permissions.")
     return parse_public_key(text)
+
+
+def read_keys_file(path, what, fix):
+    """
+    :return: the text of a ``known_hosts`` or ``authorized_keys`` file
+        (undecodable bytes replaced), or ``""`` if it does not exist.
+    :raises ConfigError: it is not a regular file, or is larger than
+        :data:`~flocker_zfs._files.MAX_KEYS_FILE_BYTES`.
+    :raises OSError: it cannot be read.
+    """
+    try:
+        data = read_bounded(path, MAX_KEYS_FILE_BYTES, what, fix)
+    except FileNotFoundError:
+        return ""
+    return data.decode("utf-8", "replace")
 
 
 def load_peer_key(value):
@@ -517,10 +534,14 @@ def load_state(path):
     :raises ConfigError: unreadable or malformed.
     """
     try:
-        with open(path, encoding="utf-8") as handle:
-            state = json.load(handle)
+        state = json.loads(read_bounded(
+            path, MAX_KEYS_FILE_BYTES, "init's state file",
+            fix="Move it away: init writes it as a small JSON file; without it init treats "
+                "every existing pool and key as not its own.").decode("utf-8"))
     except FileNotFoundError:
         return empty_state()
+    except ConfigError:
+        raise
     except (OSError, ValueError) as error:
         raise ConfigError("cannot read init's state file %s: %s" % (path, os_reason(error)),
                           fix="Restore it from backup, or move it away; without it init "

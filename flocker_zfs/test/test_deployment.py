@@ -9,7 +9,8 @@ from hypothesis import given, settings, strategies as st
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from .._deployment import (
-    DesiredDataset, Deployment, NodeAddress, load_deployment, parse_deployment)
+    MAX_DEPLOYMENT_BYTES, DesiredDataset, Deployment, NodeAddress, load_deployment,
+    parse_deployment)
 from ..errors import ConfigError
 
 A = "3f1c2b5e-3d4a-4b7c-9e8f-0a1b2c3d4e5f"
@@ -318,6 +319,36 @@ class DeploymentErrorTests(SynchronousTestCase):
         with self.assertRaises(ConfigError) as caught:
             load_deployment(path)
         self.assertIn("%s: not UTF-8" % (path,), str(caught.exception))
+
+    def test_not_a_file(self):
+        """
+        A device (``/dev/zero`` would never end), a named pipe or a directory
+        is refused without being read.
+        """
+        pipe = os.path.abspath(self.mktemp())
+        os.mkfifo(pipe)
+        directory = os.path.abspath(self.mktemp())
+        os.mkdir(directory)
+        for path, kind in [("/dev/zero", "a character device"), (pipe, "a named pipe"),
+                           (directory, "a directory")]:
+            with self.assertRaises(ConfigError) as caught:
+                load_deployment(path)
+            self.assertEqual(caught.exception.summary(),
+                             "deployment file %s is %s, not a regular file" % (path, kind))
+            self.assertIn("deployment YAML file", caught.exception.fix)
+
+    def test_too_large(self):
+        """
+        A file over 16 MiB (the agent's limit too) is refused unread.
+        """
+        path = self.mktemp()
+        with open(path, "wb") as handle:
+            handle.truncate(MAX_DEPLOYMENT_BYTES + 1)
+        with self.assertRaises(ConfigError) as caught:
+            load_deployment(path)
+        self.assertEqual(caught.exception.summary(),
+                         "deployment file %s is larger than 16M, more than such a file "
+                         "ever holds" % (path,))
 
     def test_errors_name_the_file(self):
         """

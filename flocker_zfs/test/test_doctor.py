@@ -459,6 +459,43 @@ class DoctorTests(SynchronousTestCase):
                                           load_deployment=load)
         self.assertIn("but the deployment file says %s" % (wrong,), checks[name]["detail"])
 
+    def test_not_regular_files(self):
+        """
+        A device (``/dev/zero`` never ends), a pipe or a directory given as
+        the deployment file, authorized_keys, known_hosts or node file fails
+        that check, saying what it is, and is not read.
+        """
+        pipe = os.path.join(self.node.base, "pipe")
+        os.mkfifo(pipe)
+        for option, name in [("--deployment", "deployment"),
+                             ("--authorized-keys", "authorized_keys"),
+                             ("--ssh-known-hosts", "known_hosts"),
+                             ("--node-file", "node identity")]:
+            for path, kind in [("/dev/zero", "a character device"), (pipe, "a named pipe"),
+                               (self.node.base, "a directory")]:
+                status, checks = self.checks(option, path)
+                self.assertEqual(status, 1)
+                failing = [key for key, check in checks.items() if not check["ok"]]
+                self.assertIn(name, failing, (option, path))
+                self.assertIn("%s is %s, not a regular file" % (path, kind),
+                              checks[name]["detail"])
+                self.assertNotIn("bug", checks[name]["fix"])
+
+    def test_huge_files(self):
+        """
+        An authorized_keys or known_hosts file of more than 4 MiB fails its
+        check instead of being read.
+        """
+        for option, name in [("--authorized-keys", "authorized_keys"),
+                             ("--ssh-known-hosts", "known_hosts")]:
+            path = os.path.join(self.node.base, "huge")
+            with open(path, "wb") as handle:
+                handle.truncate(4 * 1024 * 1024 + 1)
+            _, checks = self.checks(option, path)
+            self.assertEqual(checks[name]["detail"],
+                             "%s %s is larger than 4M, more than such a file ever holds"
+                             % (name, path))
+
     def test_text_failure(self):
         """
         The text report puts the fix under each failure and counts them.

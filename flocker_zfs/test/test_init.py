@@ -655,6 +655,39 @@ class InitTests(SynchronousTestCase):
                       err)
         self.assertFalse(os.path.exists(node.etc))
 
+    def test_not_regular_files(self):
+        """
+        A device (``/dev/zero`` never ends), a named pipe or a directory
+        given as known_hosts, authorized_keys or a peer's public key, or
+        found as init's state file, is one line saying what it is; it is not
+        read and nothing is changed.
+        """
+        node = self.node
+        pipe = os.path.join(node.base, "pipe")
+        os.mkfifo(pipe)
+        directory = os.path.join(node.base, "directory")
+        os.mkdir(directory)
+        for path, kind in [("/dev/zero", "a character device"), (pipe, "a named pipe"),
+                           (directory, "a directory")]:
+            for what, extra in [
+                    ("known_hosts", ("--peer", "10.0.0.12:2222", "--ssh-known-hosts", path)),
+                    ("authorized_keys", ("--peer-key", PEER_KEY.line(),
+                                         "--install-authorized-keys", path)),
+                    ("public key file", ("--peer-key", path))]:
+                before = node.files()
+                status, out, err = node.init(*extra)
+                self.assertEqual((status, out, err.count("\n")), (1, "", 1), (what, path))
+                self.assertIn("error: %s %s is %s, not a regular file. Fix: " % (what, path, kind),
+                              err)
+                self.assertEqual(node.files(), before)
+        os.makedirs(node.etc)
+        os.mkfifo(os.path.join(node.etc, "init-state.json"))
+        status, _, err = node.init()
+        self.assertEqual(status, 1)
+        self.assertTrue(err.startswith("flocker-zfs: error: init's state file "
+                                       "%s/init-state.json is a named pipe" % (node.etc,)), err)
+        self.assertEqual(err.count("Fix:"), 1)
+
     def test_unwritable_pool_file(self):
         """
         A pool file that cannot be made is one line naming the path.
