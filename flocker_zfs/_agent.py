@@ -531,8 +531,9 @@ class AgentService(Service):
 def agent_from_config(reactor, config, runner=None, make_peer=None):
     """
     The agent of ``agent.yml``: its backend (started), SSH peers, deployment
-    file, poll interval, parallelism and replication interval from the
-    ``dataset:`` section.
+    file and tuning (``poll_interval``, ``max_parallel``,
+    ``replication_interval``, ``max_backoff``, ``stop_grace``,
+    ``query_timeout``) from the ``dataset:`` section.
 
     :param config: an :class:`~flocker_zfs._config.AgentConfig`.
     :param runner: an ``IRunner`` for the backend (tests pass a fake).
@@ -557,7 +558,9 @@ async def _agent_from_config(reactor, config, runner, make_peer):
     return AgentService(reactor, backend, deployment, make_peer,
                         poll_interval=settings.poll_interval,
                         max_parallel=settings.max_parallel,
-                        replication_interval=settings.replication_interval)
+                        replication_interval=settings.replication_interval,
+                        max_backoff=settings.max_backoff, stop_grace=settings.stop_grace,
+                        query_timeout=settings.query_timeout)
 
 
 __all__ = ["AgentService", "agent_from_config", "ssh_peers", "backoff_delay"]

@@ -253,6 +253,12 @@ class ZFSSettings(PClass):
     :ivar replication_interval: seconds between the agent's pushes of new
         data to the replicas of each dataset this node owns (``float``), or
         ``None`` for never.
+    :ivar float max_backoff: the agent's longest wait between iterations
+        after failures.
+    :ivar float stop_grace: seconds a stopping agent lets changes in flight
+        finish before cancelling them (0: cancel at once).
+    :ivar float query_timeout: seconds another node has to answer the
+        agent's request for its state.
     """
 
     pool = field(type=str, initial="flocker", invariant=_invariant(validate_pool_name))
@@ -274,6 +280,12 @@ class ZFSSettings(PClass):
     replication_interval = field(
         type=(float, type(None)), initial=60.0, factory=_seconds,
         invariant=_invariant(_duration("replication_interval", null="never")))
+    max_backoff = field(type=float, initial=300.0, factory=_seconds,
+                        invariant=_invariant(_duration("max_backoff")))
+    stop_grace = field(type=float, initial=30.0, factory=_seconds,
+                       invariant=_invariant(_duration("stop_grace", zero=True)))
+    query_timeout = field(type=float, initial=60.0, factory=_seconds,
+                          invariant=_invariant(_duration("query_timeout")))
 
     def ssh_config(self):
         """
@@ -304,6 +316,9 @@ ZFS_KEYS = {
     "max_parallel": (_INTEGER, _max_parallel, "4"),
     "replication_interval": (_NUMBER_OR_NULL, _duration("replication_interval", null="never"),
                              "60"),
+    "max_backoff": (_NUMBER, _duration("max_backoff"), "300"),
+    "stop_grace": (_NUMBER, _duration("stop_grace", zero=True), "30"),
+    "query_timeout": (_NUMBER, _duration("query_timeout"), "60"),
 }
 
 

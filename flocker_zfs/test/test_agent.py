@@ -990,7 +990,8 @@ class FromConfigTests(SynchronousTestCase):
                 "dataset:\n  backend: zfs\n  pool: %s\n  mount_root: %s\n"
                 "  node_file: %s\n  ssh_identity: %s\n  ssh_known_hosts: %s\n"
                 "  ssh_port: 2222\n  deployment: %s\n  poll_interval: 2\n"
-                "  max_parallel: 3\n  replication_interval: 45\n%s" % (
+                "  max_parallel: 3\n  replication_interval: 45\n  max_backoff: 90\n"
+                "  stop_grace: 12\n  query_timeout: 20\n%s" % (
                     pool, os.path.join(root, "mnt"), self.node_file,
                     os.path.join(root, "id"), os.path.join(root, "known_hosts"),
                     self.deployment, extra))
@@ -999,9 +1000,10 @@ class FromConfigTests(SynchronousTestCase):
     def test_settings(self):
         """
         The agent gets the started backend of the config (its pool and node
-        identity), the deployment path, poll interval, parallelism and
-        replication interval; its default peers are SSH peers to each node's
-        address and port.
+        identity), the deployment path and every tuning key (poll interval,
+        parallelism, replication interval, backoff, stop grace, query
+        timeout); its default peers are SSH peers to each node's address and
+        port.
         """
         fake = FakeZFS()
         fake.add_pool("flocker")
@@ -1011,7 +1013,8 @@ class FromConfigTests(SynchronousTestCase):
         self.assertEqual((agent.backend.pool, agent.backend.capabilities.implementation,
                           agent.deployment_file.path, agent.poll_interval, agent.max_parallel),
                          ("flocker", "zfs-fuse", self.deployment, 2.0, 3))
-        self.assertEqual(agent.replication_interval, 45.0)
+        self.assertEqual((agent.replication_interval, agent.max_backoff, agent.stop_grace,
+                          agent.query_timeout), (45.0, 90.0, 12.0, 20.0))
         with open(self.node_file) as handle:
             self.assertIn(agent.node_uuid, handle.read())
         peer = agent.peer(NodeAddress(uuid=new_id(), address="10.0.0.7", ssh_port=2200))
@@ -1030,6 +1033,21 @@ class FromConfigTests(SynchronousTestCase):
         agent = self.successResultOf(agent_from_config(
             Clock(), self.config(), runner=fake, make_peer=lambda address: made))
         self.assertIs(agent.peer(NodeAddress(uuid=new_id(), address="b.example")), made)
+
+    def test_defaults(self):
+        """
+        Tuning keys left out of ``agent.yml`` get the agent's defaults.
+        """
+        fake = FakeZFS()
+        fake.add_pool("flocker")
+        self.addCleanup(fake.unmount_all)
+        from twisted.internet.task import Clock
+        config = parse_config("dataset: {backend: zfs, node_file: %s, mount_root: %s}" % (
+            os.path.abspath(self.mktemp()), os.path.abspath(self.mktemp())))
+        agent = self.successResultOf(agent_from_config(Clock(), config, runner=fake))
+        self.assertEqual((agent.poll_interval, agent.max_parallel, agent.replication_interval,
+                          agent.max_backoff, agent.stop_grace, agent.query_timeout),
+                         (10.0, 4, 60.0, 300.0, 30.0, 60.0))
 
     def test_missing_pool(self):
         """

@@ -109,7 +109,8 @@ class ParseConfigTests(ClearErrorMixin, SynchronousTestCase):
                         ssh_identity="/etc/flocker/id_rsa_flocker",
                         ssh_known_hosts="/etc/flocker/known_hosts", ssh_port=22,
                         ssh_cipher=None, deployment="/etc/flocker/deployment.yml",
-                        poll_interval=10.0, max_parallel=4, replication_interval=60.0))
+                        poll_interval=10.0, max_parallel=4, replication_interval=60.0,
+                        max_backoff=300.0, stop_grace=30.0, query_timeout=60.0))
         self.assertEqual(ZFSSettings(), config.settings)
 
     def test_record(self):
@@ -148,7 +149,10 @@ class ParseConfigTests(ClearErrorMixin, SynchronousTestCase):
             "  deployment: /srv/deployment.yml\n"
             "  poll_interval: 2.5\n"
             "  max_parallel: 16\n"
-            "  replication_interval: 300\n")
+            "  replication_interval: 300\n"
+            "  max_backoff: 120\n"
+            "  stop_grace: 0\n"
+            "  query_timeout: 15.5\n")
         self.assertEqual(
             config.settings,
             ZFSSettings(pool="tank", mount_root="/srv/data",
@@ -157,7 +161,8 @@ class ParseConfigTests(ClearErrorMixin, SynchronousTestCase):
                         ssh_known_hosts="/root/.ssh/flocker_hosts", ssh_port=2222,
                         ssh_cipher="aes128-gcm@openssh.com",
                         deployment="/srv/deployment.yml", poll_interval=2.5,
-                        max_parallel=16, replication_interval=300.0))
+                        max_parallel=16, replication_interval=300.0, max_backoff=120.0,
+                        stop_grace=0.0, query_timeout=15.5))
 
     def test_whole_seconds(self):
         """
@@ -447,6 +452,26 @@ class KeyErrorTests(ClearErrorMixin, SynchronousTestCase):
         self.assertEqual(parse(zfs(replication_interval=0.5)).settings.replication_interval,
                          0.5)
 
+    def test_agent_durations(self):
+        """
+        ``max_backoff`` and ``query_timeout`` must be positive, ``stop_grace``
+        at least 0 (cancel at once), all at most a day; whole numbers are
+        read as floats.
+        """
+        for key, low in [("max_backoff", "greater than 0"), ("query_timeout", "greater than 0"),
+                         ("stop_grace", "from 0")]:
+            for text in ["-1", ".inf", ".nan", "86401", "null"] + (["0"] if low != "from 0"
+                                                                  else []):
+                self.assertParseError("dataset: {backend: zfs, %s: %s}" % (key, text),
+                                      "dataset.%s" % (key,))
+            self.assertParseError("dataset: {backend: zfs, %s: -1}" % (key,), low,
+                                  "at most 86400")
+            self.assertParseError(zfs(**{key: "5"}), "dataset.%s must be a number" % (key,),
+                                  "without quotes")
+            value = getattr(parse(zfs(**{key: 7})).settings, key)
+            self.assertEqual((value, type(value)), (7.0, float))
+        self.assertEqual(parse(zfs(stop_grace=0)).settings.stop_grace, 0.0)
+
     def test_exponent_hint(self):
         """
         ``1e3`` is a string in YAML 1.1; the fix says how to write it.
@@ -517,7 +542,8 @@ class KeyErrorTests(ClearErrorMixin, SynchronousTestCase):
                                         "did you mean ssh_port?", "for backend zfs")
         for key in ["backend", "pool", "mount_root", "node_file", "ssh_identity",
                     "ssh_known_hosts", "ssh_port", "ssh_cipher", "deployment",
-                    "poll_interval", "max_parallel", "replication_interval"]:
+                    "poll_interval", "max_parallel", "replication_interval",
+                    "max_backoff", "stop_grace", "query_timeout"]:
             self.assertIn(key, message.split("Fix:")[1])
 
     def test_unknown_keys(self):
@@ -827,6 +853,9 @@ _GOOD = {
     "poll_interval": st.floats(0.001, 86400) | st.integers(1, 86400),
     "max_parallel": st.integers(1, 64),
     "replication_interval": st.none() | st.floats(0.001, 86400) | st.integers(1, 86400),
+    "max_backoff": st.floats(0.001, 86400) | st.integers(1, 86400),
+    "stop_grace": st.floats(0, 86400) | st.integers(0, 86400),
+    "query_timeout": st.floats(0.001, 86400) | st.integers(1, 86400),
 }
 
 
