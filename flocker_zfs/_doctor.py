@@ -348,7 +348,21 @@ class _Doctor(object):
                   if uuid != self.node_uuid]
         for node in others:
             peers.append((node.address, node.ssh_port, node.uuid))
-        return [passed("deployment", "%s: %d other node(s)" % (path, len(others)))]
+        if self.node_uuid is None:
+            return [failed("deployment", "cannot tell whether %s lists this node: its "
+                           "identity is unknown; %d node(s)" % (path, len(others)),
+                           "Fix the node identity first (see above).")]
+        if self.node_uuid not in deployment.nodes:
+            return [failed(
+                "deployment", "%s does not list this node %s (from %s), so its agent would do "
+                "nothing; %d other node(s)" % (path, self.node_uuid, self.node_file,
+                                               len(others)),
+                "Add this node (uuid: %s) under nodes in %s, with the address its peers "
+                "reach it at, on every node; or, if this node should have another identity, "
+                "point node_file (--node-file, now %s) at that node's node.json."
+                % (self.node_uuid, path, self.node_file))]
+        return [passed("deployment", "%s: this node and %d other node(s)"
+                       % (path, len(others)))]
 
     async def _peer(self, host, port, expected_uuid):
         name = "peer %s:%d" % (host, port)

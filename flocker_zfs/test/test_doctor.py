@@ -406,7 +406,7 @@ class DoctorTests(SynchronousTestCase):
         self.assertEqual((status, loaded), (0, ["/etc/flocker/deployment.yml"]))
         self.assertTrue(checks[name]["ok"])
         self.assertEqual(checks["deployment"]["detail"],
-                         "/etc/flocker/deployment.yml: 1 other node(s)")
+                         "/etc/flocker/deployment.yml: this node and 1 other node(s)")
 
     def test_deployment_file(self):
         """
@@ -424,11 +424,56 @@ class DoctorTests(SynchronousTestCase):
                          "datasets: []\n" % (own, self.peer_node.node_uuid))
         status, checks = self.checks("--deployment", path)
         self.assertEqual(status, 1)
-        self.assertEqual(checks["deployment"]["detail"], "%s: 2 other node(s)" % (path,))
+        self.assertEqual(checks["deployment"]["detail"],
+                         "%s: this node and 2 other node(s)" % (path,))
         self.assertTrue(checks["%s (node %s)" % (PEER, self.peer_node.node_uuid)]["ok"])
         self.assertEqual(
             [name for name, check in checks.items() if not check["ok"]],
             ["peer node-c:22 (node 00000000-0000-4000-8000-000000000001)"])
+
+    def test_deployment_without_this_node(self):
+        """
+        A deployment file that does not list this node (the agent would do
+        nothing) fails, naming the node and the node file, with the fix; its
+        other nodes are still checked.
+        """
+        with open(self.node.node_file) as handle:
+            own = json.load(handle)["uuid"]
+        path = os.path.join(self.node.base, "deployment.yml")
+        with open(path, "w") as handle:
+            handle.write("nodes:\n"
+                         "  - {uuid: %s, address: 10.0.0.12, ssh_port: 2222}\n"
+                         % (self.peer_node.node_uuid,))
+        checks = self.assert_only_failing(["deployment"], "--deployment", path)
+        self.assertEqual(checks["deployment"]["detail"],
+                         "%s does not list this node %s (from %s), so its agent would do "
+                         "nothing; 1 other node(s)" % (path, own, self.node.node_file))
+        self.assertIn("Add this node (uuid: %s) under nodes in %s" % (own, path),
+                      checks["deployment"]["fix"])
+        self.assertIn(self.node.node_file, checks["deployment"]["fix"])
+        self.assertTrue(checks["%s (node %s)" % (PEER, self.peer_node.node_uuid)]["ok"])
+
+    def test_deployment_empty(self):
+        """
+        An empty deployment file lists no node at all: it fails too.
+        """
+        path = os.path.join(self.node.base, "deployment.yml")
+        with open(path, "w"):
+            pass
+        checks = self.assert_only_failing(["deployment"], "--deployment", path)
+        self.assertIn("%s does not list this node" % (path,), checks["deployment"]["detail"])
+
+    def test_deployment_without_identity(self):
+        """
+        Without this node's identity, the deployment check cannot tell
+        whether the file lists it, and says so instead of passing.
+        """
+        load, _ = self.deployment(self.peer_node.node_uuid)
+        os.remove(self.node.node_file)
+        status, checks = self.checks("--deployment", "/d.yml", load_deployment=load)
+        self.assertEqual((status, checks["deployment"]["ok"]), (1, False))
+        self.assertIn("cannot tell whether /d.yml lists this node",
+                      checks["deployment"]["detail"])
 
     def test_deployment_invalid(self):
         """
