@@ -458,10 +458,10 @@ class KeyErrorTests(ClearErrorMixin, SynchronousTestCase):
         at least 0 (cancel at once), all at most a day; whole numbers are
         read as floats.
         """
-        for key, low in [("max_backoff", "greater than 0"), ("query_timeout", "greater than 0"),
-                         ("stop_grace", "from 0")]:
-            for text in ["-1", ".inf", ".nan", "86401", "null"] + (["0"] if low != "from 0"
-                                                                  else []):
+        for key, low, bad in [("max_backoff", "greater than 0", ["0"]),
+                              ("query_timeout", "greater than 0", ["0", "0.0"]),
+                              ("stop_grace", "from 0", [])]:
+            for text in ["-1", ".inf", ".nan", "86401", "null"] + bad:
                 self.assertParseError("dataset: {backend: zfs, %s: %s}" % (key, text),
                                       "dataset.%s" % (key,))
             self.assertParseError("dataset: {backend: zfs, %s: -1}" % (key,), low,
