@@ -45,6 +45,28 @@ _SIGPIPE_STATUSES = (-13, 128 + 13)
 _MAX_LOGGED_STDERR = 4000
 
 
+#: The port sshd listens on unless told otherwise; a peer on it is named by
+#: its host alone.
+DEFAULT_SSH_PORT = 22
+
+
+def peer_address(host, port):
+    """
+    How a peer is named in results, messages and logs: ``host`` on the
+    default port, else ``host:port``, or ``[ipv6]:port`` for an address
+    with colons of its own -- the forms
+    :func:`~flocker_zfs._ssh.parse_peer` reads back.
+
+    :param str host: a validated host name or IP address.
+    :param int port: the ssh port.
+    """
+    if port == DEFAULT_SSH_PORT:
+        return host
+    if ":" in host:
+        return "[%s]:%d" % (host, port)
+    return "%s:%d" % (host, port)
+
+
 def _status(reason):
     """
     :return: the exit status of a ``processEnded`` reason; minus the signal
@@ -155,6 +177,12 @@ class SSHPeer(object):
     """
     A peer reached with ``ssh`` (see :mod:`flocker_zfs._ssh`).
 
+    :ivar str host: the host ssh connects to.
+    :ivar int port: the port it connects to.
+    :ivar str address: the peer as results and messages name it
+        (:func:`peer_address`: the host, with the port when it is not 22,
+        so two peers on one host are told apart).
+
     :param reactor: provides ``IReactorProcess`` and ``IReactorTime``.
     :param SSHConfig config: identity, known_hosts, timeouts...
     :param str host: the peer's address (validated here).
@@ -173,8 +201,9 @@ class SSHPeer(object):
     def __init__(self, reactor, config, host, port=None, timeout=120.0,
                  stream_timeout=None, grace=5.0, environ=None, proc="/proc",
                  poll_interval=0.5):
-        self.address = validate_host(host)
-        self._port = config.port if port is None else validate_port(port)
+        self.host = validate_host(host)
+        self.port = config.port if port is None else validate_port(port)
+        self.address = peer_address(self.host, self.port)
         self._reactor = reactor
         self._config = config
         self._timeout = timeout
@@ -193,7 +222,7 @@ class SSHPeer(object):
         self._env = env
 
     def __repr__(self):
-        return "<SSHPeer %s port %d>" % (self.address, self._port)
+        return "<SSHPeer %s port %d>" % (self.host, self.port)
 
     def _resolve(self, name):
         return shutil.which(name, path=self._env["PATH"])
@@ -203,7 +232,7 @@ class SSHPeer(object):
         :return: ``(executable, argv)`` of the ssh command for ``remote_argv``.
         :raises TransportError: no ``ssh`` on PATH.
         """
-        argv = ssh_argv(self._config, self.address, remote_argv, self._port)
+        argv = ssh_argv(self._config, self.host, remote_argv, self.port)
         executable = self._resolve(argv[0])
         if executable is None:
             raise TransportError(self.address, (

@@ -159,6 +159,8 @@ class RealReplicationTests(_RealCase):
         """
         await self.create()
         first = await self.a.replicator.push(self.dataset_id, self.a.peer(self.b))
+        # The result names the peer with its (non-default) port.
+        self.assertEqual(first.peer, "127.0.0.1:%d" % (self.b.sshd.port,))
         self.assertEqual(_digest(self.b.path(self.dataset_id, "data")),
                          _digest(self.a.path(self.dataset_id, "data")))
         self.assert_read_only(self.b)

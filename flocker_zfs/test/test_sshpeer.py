@@ -100,6 +100,29 @@ class SSHPeerCallTests(_PeerCase):
         self.assertTrue(verifyObject(IPeer, self.peer))
         self.assertEqual(self.peer.address, HOST)
 
+    def test_address_names_port(self):
+        """
+        A peer on a port other than 22 is named ``host:port`` (``[ipv6]:port``)
+        in its address and so in its errors, while ssh still gets the bare
+        host and ``-p``; on port 22 the address is the host alone.
+        """
+        cases = [(HOST, None, CONFIG, HOST),
+                 (HOST, 2222, CONFIG, HOST + ":2222"),
+                 (HOST, None, CONFIG.set(port=2200), HOST + ":2200"),
+                 (HOST, 22, CONFIG.set(port=2200), HOST),
+                 ("fd00::2", 2222, CONFIG, "[fd00::2]:2222"),
+                 ("::1", None, CONFIG, "::1"),
+                 ("10.0.0.7", 2200, CONFIG, "10.0.0.7:2200")]
+        for host, port, config, address in cases:
+            peer = SSHPeer(self.reactor, config, host, port=port, environ={"PATH": self.bin})
+            self.assertEqual((peer.address, peer.host), (address, host))
+            d = peer.call("hello")
+            protocol, _, argv = self.reactor.spawned[-1][:3]
+            self.assertEqual(argv, ssh_argv(config, host, request("hello"), peer.port))
+            protocol.childDataReceived(2, b"Connection refused\r\n")
+            _end(protocol, 255)
+            self.assertEqual(self.failureResultOf(d, PeerUnreachable).value.peer, address)
+
     def test_hostile_host(self):
         """
         A hostile host is refused when the peer is made.
