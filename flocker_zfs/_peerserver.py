@@ -83,8 +83,9 @@ from twisted.internet.defer import fail, maybeDeferred
 from . import _commands as commands
 from ._actions import PEER_SERVE
 from ._protocol import (
-    ABORT_RECEIVE, ACQUIRE, DATASETS, FULL, HELLO, PROTOCOL_VERSION, RECEIVE, RESUME, STATE,
-    VERBS, ProtocolError, dataset_state, encode_error, encode_ok, parse_request, request)
+    ABORT_RECEIVE, ACQUIRE, DATASETS, FULL, HELLO, MAX_RESPONSE, PROTOCOL_VERSION, RECEIVE,
+    RESUME, STATE, VERBS, ProtocolError, ResponseTooLarge, dataset_state, encode_error,
+    encode_ok, limit_text, parse_request, request)
 from ._backend import _deferred
 from ._peercopy import (  # noqa: F401 (BytesReceiveStream re-exported)
     ABSENT, ADOPTABLE, FOREIGN, OURS, BytesReceiveStream, _Copy, _relabelled, receive_argv)
@@ -165,10 +166,11 @@ class PeerServer(object):
             else:
                 d = maybeDeferred(self._dispatch, verb, args, stream)
             ctx = DeferredContext(d)
+            ctx.addCallback(_encoded, verb)
             ctx.addCallback(lambda response: (action.add_success_fields(status=0),
                                               response)[1])
             d = ctx.addActionFinish()
-        return d.addCallbacks(lambda response: (0, encode_ok(**response)), _failed)
+        return d.addCallbacks(lambda response: (0, response), _failed)
 
     def _dispatch(self, verb, args, stream):
         if verb == HELLO:
@@ -627,6 +629,20 @@ def _described(snapshot):
     if snapshot is None:
         return "none (no snapshot)"
     return "%s (guid %d)" % (snapshot.name, snapshot.guid)
+
+
+def _encoded(response, verb):
+    """
+    :return: the bytes of the ``ok`` response.
+    :raises ResponseTooLarge: longer than a client reads: refused here, with
+        a message saying why, instead of being cut off by the client.
+    """
+    encoded = encode_ok(**response)
+    if len(encoded) > MAX_RESPONSE:
+        raise ResponseTooLarge(
+            "the %s reply would be %d bytes, more than the peer protocol's limit of %s"
+            % (verb, len(encoded), limit_text(MAX_RESPONSE)))
+    return encoded
 
 
 def _failed(failure):

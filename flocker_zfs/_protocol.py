@@ -71,6 +71,15 @@ RESUME = "resume"
 #: Longest request string accepted (a request is a few short fields).
 MAX_REQUEST = 512
 
+#: Longest response accepted, in bytes (16 MiB), by the client from a peer
+#: (which is killed once it passes it) and by the server from itself (it
+#: answers an error instead).  The largest reply is ``datasets``: about
+#: 620 bytes per dataset plus 120 per snapshot (340 with 255-character
+#: names), so 1000 datasets with 130 snapshots each (or 10,000 datasets with
+#: 8) fit.  A peer that sends more is not speaking this protocol, or a
+#: broken one would make the agent read without end.
+MAX_RESPONSE = 16 * 1024 * 1024
+
 _GUID = re.compile(r"\A[0-9]{1,20}\Z")
 _GENERATION = re.compile(r"\A[0-9]{1,18}\Z")
 
@@ -229,6 +238,33 @@ def encode_error(error):
     }, sort_keys=True) + "\n").encode("utf-8")
 
 
+def limit_text(limit):
+    """
+    :return: a byte limit as messages give it: ``16 MiB (16777216 bytes)``.
+    """
+    return "%g MiB (%d bytes)" % (limit / (1024.0 * 1024), limit)
+
+
+class ResponseTooLarge(ProtocolError):
+    """
+    A reply went past :data:`MAX_RESPONSE`: the client stopped reading it
+    (and killed ssh), or the server refused to send it.
+    """
+
+    fix = ("A flocker-zfs reply is never this large: check that the peer's authorized_keys "
+           "entry runs `flocker-zfs peer-serve` and not another command. If it does, the "
+           "peer has more datasets and snapshots than one reply holds: destroy unneeded "
+           "snapshots there.")
+
+    @classmethod
+    def from_peer(cls, peer, limit=MAX_RESPONSE):
+        """
+        :return: the error of a peer whose reply passed ``limit`` bytes.
+        """
+        return cls("peer %s sent more than %s without ending its reply; "
+                   "it was cut off there" % (peer, limit_text(limit)))
+
+
 class RemoteError(FlockerZFSError):
     """
     The peer refused or failed a request; it said why.
@@ -258,8 +294,11 @@ def decode_response(peer, stdout):
     :param bytes stdout: what the server printed.
     :return: the response ``dict`` when it says ``ok``.
     :raises RemoteError: the server reported an error.
+    :raises ResponseTooLarge: longer than :data:`MAX_RESPONSE` (not decoded).
     :raises ProtocolError: the output is not a response.
     """
+    if len(stdout) > MAX_RESPONSE:
+        raise ResponseTooLarge.from_peer(peer)
     try:
         text = stdout.decode("utf-8").strip().splitlines()[-1]
         response = json.loads(text)

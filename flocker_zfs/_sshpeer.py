@@ -26,7 +26,8 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ._actions import PEER_CALL, PEER_PROCESS, PEER_STREAM
-from ._protocol import ProtocolError, RemoteError, decode_response, request
+from ._protocol import (
+    MAX_RESPONSE, ProtocolError, RemoteError, ResponseTooLarge, decode_response, request)
 from ._runner import _EXTRA_PATH, _kill
 from ._ssh import ssh_argv, validate_host, validate_port
 from .errors import (
@@ -43,6 +44,11 @@ _SIGPIPE_STATUSES = (-13, 128 + 13)
 
 #: Longest stderr kept in a process's eliot action.
 _MAX_LOGGED_STDERR = 4000
+
+#: Bytes of a child's stderr kept in memory: the end, where ssh and the
+#: server say why they failed.  What came before is dropped as it arrives,
+#: so a child writing without end cannot grow this process.
+MAX_KEPT_STDERR = 64 * 1024
 
 
 #: The port sshd listens on unless told otherwise; a peer on it is named by
@@ -84,16 +90,26 @@ class _Child(ProcessProtocol):
     ``(status, stdout, stderr)`` once it has exited and its pipes are
     drained.
 
+    Memory is bounded: stdout up to ``max_out`` bytes (past it the child is
+    killed, what it sent is dropped and ``on_overflow`` is called), stderr
+    its last :data:`MAX_KEPT_STDERR` bytes.
+
     :ivar pid: the process id while it runs.
     :ivar bool alive: until it exits (its ``/proc`` entry may be read).
     :ivar bool killed: we sent it SIGKILL.
+    :ivar bool overflowed: its stdout passed ``max_out``.
     """
 
-    def __init__(self, reactor, role, argv, on_output=None):
+    def __init__(self, reactor, role, argv, on_output=None, max_out=None, on_overflow=None):
         self._reactor = reactor
         self._on_output = on_output
+        self._max_out = max_out
+        self._on_overflow = on_overflow
         self._out = []
+        self._out_size = 0
         self._err = []
+        self._err_size = 0
+        self.overflowed = False
         self._started = reactor.seconds()
         self.ended = Deferred()
         self.pid = None
@@ -116,12 +132,27 @@ class _Child(ProcessProtocol):
         self.transport.closeStdin()
 
     def outReceived(self, data):
+        if self.overflowed:
+            return
+        self._out_size += len(data)
+        if self._max_out is not None and self._out_size > self._max_out:
+            self.overflowed = True
+            self._out = []
+            self.kill()
+            if self._on_overflow is not None:
+                self._on_overflow()
+            return
         self._out.append(data)
         if self._on_output is not None:
             self._on_output()
 
     def errReceived(self, data):
         self._err.append(data)
+        self._err_size += len(data)
+        if self._err_size > 2 * MAX_KEPT_STDERR:
+            # Joined once per MAX_KEPT_STDERR bytes received: linear time.
+            kept = b"".join(self._err)[-MAX_KEPT_STDERR:]
+            self._err, self._err_size = [kept], len(kept)
 
     def processExited(self, reason):
         # Reaped: its pid may be reused from now on.
@@ -130,9 +161,12 @@ class _Child(ProcessProtocol):
     def processEnded(self, reason):
         self.alive = False
         status = _status(reason)
-        stdout, stderr = b"".join(self._out), b"".join(self._err)
+        stdout, stderr = b"".join(self._out), b"".join(self._err)[-MAX_KEPT_STDERR:]
+        self._out = self._err = None
         fields = {"status": status,
                   "duration": round(self._reactor.seconds() - self._started, 6)}
+        if self.overflowed:
+            fields["stdout_over"] = self._max_out
         if status != 0:
             fields["stderr"] = stderr[-_MAX_LOGGED_STDERR:].decode("utf-8", "replace")
         self._action.add_success_fields(**fields)
@@ -196,11 +230,14 @@ class SSHPeer(object):
         agent socket is removed, ``LC_ALL=C`` set and sbin added to PATH.
     :param str proc: where ``/proc`` is (a test seam).
     :param float poll_interval: seconds between progress readings.
+    :param int max_response: bytes of a reply read before ssh is killed and
+        the request fails with :class:`ResponseTooLarge` (default
+        :data:`~flocker_zfs._protocol.MAX_RESPONSE`).
     """
 
     def __init__(self, reactor, config, host, port=None, timeout=120.0,
                  stream_timeout=None, grace=5.0, environ=None, proc="/proc",
-                 poll_interval=0.5):
+                 poll_interval=0.5, max_response=MAX_RESPONSE):
         self.host = validate_host(host)
         self.port = config.port if port is None else validate_port(port)
         self.address = peer_address(self.host, self.port)
@@ -211,6 +248,7 @@ class SSHPeer(object):
         self._grace = grace
         self._proc = proc
         self._poll_interval = poll_interval
+        self._max_response = max_response
         env = dict(os.environ if environ is None else environ)
         # IdentitiesOnly already ignores agent keys; with no socket at all
         # ssh cannot even ask an agent.
@@ -257,7 +295,13 @@ class SSHPeer(object):
     def _call(self, verb, args):
         executable, argv = self._ssh(request(verb, *args))
         started = self._reactor.seconds()
-        child = _Child(self._reactor, "ssh", argv)
+
+        def overflow():
+            # ssh is killed; its end (and what it says) no longer matters.
+            if not done.called:
+                done.errback(ResponseTooLarge.from_peer(self.address, self._max_response))
+        child = _Child(self._reactor, "ssh", argv, max_out=self._max_response,
+                       on_overflow=overflow)
         done = Deferred(lambda _: child.kill())
         try:
             self._reactor.spawnProcess(child, executable, argv, env=self._env)
@@ -388,7 +432,8 @@ class _Stream(object):
             except Exception:
                 self.sender.spawn_failed(Failure())
                 raise
-            self.ssh = _Child(reactor, "ssh", ssh_argv, on_output=self._read)
+            self.ssh = _Child(reactor, "ssh", ssh_argv, on_output=self._read,
+                              max_out=self._peer._max_response)
             try:
                 reactor.spawnProcess(self.ssh, ssh_exe, ssh_argv, env=env,
                                      childFDs={0: read_end, 1: "r", 2: "r"})  # pipe -> ssh
@@ -499,7 +544,10 @@ class _Stream(object):
             _broken_pipe(send_status, send_err))
 
         transport_error = receiver_error = response = None
-        if ssh_status == SSH_FAILED or (ssh_status < 0 and not self.ssh.killed):
+        if self.ssh.overflowed:
+            # Killed by us for the size of its reply: the receiving side's fault.
+            receiver_error = ResponseTooLarge.from_peer(peer, self._peer._max_response)
+        elif ssh_status == SSH_FAILED or (ssh_status < 0 and not self.ssh.killed):
             transport_error = transport_error_for(peer, ssh_err, self._ssh_argv)
         elif self.ssh.killed:
             transport_error = TransportError(peer, ssh_err + (

@@ -22,7 +22,7 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from .. import _commands as commands
+from .. import _commands as commands, _peerserver
 from .._actions import COMMAND, PEER_SERVE
 from .._backend import ZFSBackend
 from .._peerserve_main import ProcessLock, serve
@@ -613,6 +613,20 @@ class HandleTests(PeerCase):
         status, stdout = self.successResultOf(self.server.handle(
             text, BytesReceiveStream(self.fake, b"garbage" * 100)))
         self.assertEqual(decode(stdout)["ok"], status == 0)
+
+    def test_reply_too_large(self):
+        """
+        A reply longer than the protocol's limit is not sent: the server
+        answers a ``ResponseTooLarge`` error saying how large it would be.
+        """
+        status, reply = self.successResultOf(self.server.handle("flocker-zfs peer datasets"))
+        self.assertEqual(status, 0)
+        self.patch(_peerserver, "MAX_RESPONSE", len(reply) - 1)
+        status, stdout = self.successResultOf(self.server.handle("flocker-zfs peer datasets"))
+        response = decode(stdout)
+        self.assertEqual((status, response["error"]), (1, "ResponseTooLarge"))
+        self.assertIn("the datasets reply would be %d bytes, more than the peer protocol's "
+                      "limit of " % (len(reply),), response["message"])
 
     def test_unexpected_exception(self):
         """A bug answers a generic error; its traceback goes to the log, not stdout."""

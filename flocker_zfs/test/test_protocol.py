@@ -9,7 +9,8 @@ from hypothesis import given, strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from .._protocol import (
-    DATASETS, PROTOCOL_VERSION, VERBS, ProtocolError, RemoteError, decode_response,
+    DATASETS, MAX_RESPONSE, PROTOCOL_VERSION, VERBS, ProtocolError, RemoteError,
+    ResponseTooLarge, decode_response,
     encode_error, encode_ok, is_unknown_verb, parse_request, request)
 from ..errors import NotManaged
 
@@ -129,6 +130,19 @@ class ResponseTests(SynchronousTestCase):
         except RemoteError as remote:
             return remote
         self.fail("not an error response")
+
+    def test_too_large(self):
+        """
+        Output longer than ``MAX_RESPONSE`` is refused without being decoded,
+        naming the peer and the limit; exactly ``MAX_RESPONSE`` is decoded.
+        """
+        pad = "x" * (MAX_RESPONSE - len(encode_ok(pad="")))
+        self.assertEqual(decode_response("p", encode_ok(pad=pad))["pad"], pad)
+        with self.assertRaises(ResponseTooLarge) as caught:
+            decode_response("node-b:2222", encode_ok(pad=pad + "x"))
+        self.assertIsInstance(caught.exception, ProtocolError)
+        self.assertIn("peer node-b:2222 sent more than 16 MiB (16777216 bytes)",
+                      str(caught.exception))
 
     def test_garbage(self):
         """

@@ -4,24 +4,29 @@ the ssh and sender processes are driven by hand.
 """
 
 import os
+import resource
 
 from eliot.testing import LoggedAction, assertHasAction, capture_logging
 from twisted.internet.defer import CancelledError
 from twisted.internet.error import ProcessDone, ProcessTerminated
+from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface.verify import verifyObject
 
 from .._actions import PEER_CALL, PEER_PROCESS, PEER_STREAM
 from .._memreactor import MemoryProcessReactor
-from .._protocol import ProtocolError, RemoteError, encode_error, encode_ok, request
+from .._protocol import (
+    MAX_RESPONSE, ProtocolError, RemoteError, ResponseTooLarge, encode_error, encode_ok,
+    request)
 from .._ssh import SSHConfig, ssh_argv
-from .._sshpeer import SSHPeer
+from .._sshpeer import MAX_KEPT_STDERR, SSHPeer
 from ..errors import (
     DatasetNotFound, DestinationModified, HostKeyMismatch, InvalidName, PeerPermissionDenied,
     PeerUnreachable, StreamIncomplete, TransferFailed, TransportError, TransportTimeout,
     ZFSNotInstalled)
 from ..interfaces import IPeer
+from .realssh import make_sshd
 
 CONFIG = SSHConfig(identity="/etc/flocker/id_rsa_flocker",
                    known_hosts="/etc/flocker/known_hosts")
@@ -198,6 +203,74 @@ class SSHPeerCallTests(_PeerCase):
             error = self.failureResultOf(d, TransportError).value
             self.assertIs(type(error), error_type)
             self.assertEqual((error.peer, error.stderr), (HOST, stderr))
+
+    def test_reply_too_large(self):
+        """
+        A peer that sends more than ``MAX_RESPONSE`` bytes (a forced command
+        such as ``head -c 3000000000 /dev/zero``) has ssh killed the moment
+        it passes the limit; the call fails at once with
+        ``ResponseTooLarge`` naming the peer and the limit, and what arrives
+        after is ignored.
+        """
+        d = self.peer.call("datasets")
+        protocol, transport = self.reactor.spawned[0][0], self.reactor.spawned[0][5]
+        chunk = b"\0" * (1024 * 1024)
+        for _ in range(MAX_RESPONSE // len(chunk)):
+            protocol.childDataReceived(1, chunk)
+        self.assertEqual(transport.signals, [])
+        self.assertNoResult(d)
+        protocol.childDataReceived(1, b"\0")
+        self.assertEqual(transport.signals, ["KILL"])
+        error = self.failureResultOf(d, ResponseTooLarge).value
+        self.assertIsInstance(error, ProtocolError)
+        self.assertIn("peer %s sent more than 16 MiB (16777216 bytes)" % (HOST,), str(error))
+        self.assertIn("peer-serve", error.fix)
+        protocol.childDataReceived(1, chunk)
+        protocol.childDataReceived(2, b"late\n")
+        _end(protocol, signal=9)
+        self.reactor.advance(120)
+
+    def test_reply_at_limit(self):
+        """
+        A response of exactly ``MAX_RESPONSE`` bytes is read and decoded.
+        """
+        d = self.peer.call("hello")
+        protocol = self.reactor.spawned[0][0]
+        pad = "x" * (MAX_RESPONSE - len(encode_ok(pad="")))
+        response = encode_ok(pad=pad)
+        self.assertEqual(len(response), MAX_RESPONSE)
+        for start in range(0, len(response), 65536):
+            protocol.childDataReceived(1, response[start:start + 65536])
+        _end(protocol)
+        self.assertEqual(self.successResultOf(d)["pad"], pad)
+        self.assertEqual(self.reactor.spawned[0][5].signals, [])
+
+    def test_smaller_limit(self):
+        """
+        ``max_response`` sets the limit.
+        """
+        peer = SSHPeer(self.reactor, CONFIG, HOST, environ={"PATH": self.bin},
+                       max_response=1000)
+        d = peer.call("hello")
+        self.reactor.spawned[0][0].childDataReceived(1, b"x" * 1001)
+        self.assertIn("more than 0.000953674 MiB (1000 bytes)",
+                      str(self.failureResultOf(d, ResponseTooLarge).value))
+
+    def test_stderr_bounded(self):
+        """
+        Only the last ``MAX_KEPT_STDERR`` bytes of ssh's stderr are kept:
+        a process writing without end cannot grow the agent, and the line
+        that says why ssh failed (at the end) is still there.
+        """
+        d = self.peer.call("hello")
+        protocol = self.reactor.spawned[0][0]
+        for _ in range(64):
+            protocol.childDataReceived(2, b"debug1: noise\n" * 4096)
+        protocol.childDataReceived(2, b"root@node-2: Permission denied (publickey).\r\n")
+        _end(protocol, 255)
+        error = self.failureResultOf(d, PeerPermissionDenied).value
+        self.assertEqual(len(error.stderr), MAX_KEPT_STDERR)
+        self.assertTrue(error.stderr.endswith(b"Permission denied (publickey).\r\n"))
 
     def test_killed_by_signal(self):
         """
@@ -459,6 +532,42 @@ class SSHPeerStreamTests(_PeerCase):
             self.assertEqual(len(error.others), 1)
             del self.reactor.spawned[:]
 
+    def test_reply_too_large(self):
+        """
+        A receiver whose reply passes ``MAX_RESPONSE`` has ssh killed; the
+        stream fails on the receiver side with ``ResponseTooLarge``, the
+        sender's broken pipe being a consequence.
+        """
+        d, (send, send_transport), (ssh, ssh_transport) = self.start()
+        chunk = b"y" * (1024 * 1024)
+        for _ in range(MAX_RESPONSE // len(chunk) + 1):
+            ssh.childDataReceived(1, chunk)
+        self.assertEqual((ssh_transport.signals, send_transport.signals), (["KILL"], []))
+        _end(ssh, signal=9)
+        send.childDataReceived(2, b"cannot send 'p/x@s': Broken pipe\n")
+        _end(send, 1)
+        error = self.failureResultOf(d, TransferFailed).value
+        self.assertEqual((error.side, type(error.error)), ("receiver", ResponseTooLarge))
+        self.assertIn("peer %s sent more than 16 MiB" % (HOST,), error.summary())
+
+    def test_stderr_bounded(self):
+        """
+        The sender's and ssh's stderr are kept only to their last
+        ``MAX_KEPT_STDERR`` bytes.
+        """
+        d, (send, _), (ssh, _) = self.start()
+        for _ in range(40):
+            send.childDataReceived(2, b"s" * 8192)
+            ssh.childDataReceived(2, b"t" * 8192)
+        send.childDataReceived(2, b"\ncannot send 'p/x@s': I/O error\n")
+        _end(send, 1)
+        ssh.childDataReceived(1, encode_error(StreamIncomplete(subject="p/x")))
+        _end(ssh, 1)
+        error = self.failureResultOf(d, TransferFailed).value
+        self.assertEqual(error.side, "sender")
+        self.assertEqual(len(error.error.stderr), MAX_KEPT_STDERR)
+        self.assertTrue(error.error.stderr.endswith(b"I/O error\n"))
+
     def test_receiver_side_sender_ok(self):
         """
         A receiver error after the whole stream was sent is the receiver side
@@ -661,3 +770,44 @@ class SSHPeerStreamTests(_PeerCase):
         self.failureResultOf(d, TransferFailed)
         assertHasAction(self, logger, PEER_STREAM, succeeded=False, endFields={
             "side": "receiver", "error": "RemoteError", "others": ["CommandFailed"]})
+
+
+class RealSSHPeerLimitTests(TestCase):
+    """
+    The reply limit against a real sshd whose forced command writes without
+    end (skipped without root and sshd, failing under ``CI=true``).
+    """
+
+    async def test_endless_reply(self):
+        """
+        A forced command that writes 100 MB of zeros instead of a response
+        fails the call with ``ResponseTooLarge`` once 16 MiB arrived; this
+        process does not grow by the reply, and the remote command is gone
+        soon after ssh was killed.
+        """
+        from twisted.internet import reactor
+        sshd = make_sshd(self)
+        sshd.set_forced_command("exec head -c 100000000 /dev/zero")
+        peer = SSHPeer(reactor, sshd.config, sshd.host)
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        with self.assertRaises(ResponseTooLarge) as caught:
+            await peer.call("hello")
+        grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+        self.assertIn("peer 127.0.0.1:%d sent more than 16 MiB" % (sshd.port,),
+                      str(caught.exception))
+        # ru_maxrss is in KiB: the 16 MiB read, and not the 100 MB sent.
+        self.assertLess(grown, 48 * 1024)
+        for _ in range(100):
+            if not any(_command(pid) == b"head" for pid in sshd.session_pids()):
+                break
+            await deferLater(reactor, 0.1, lambda: None)
+        self.assertEqual([pid for pid in sshd.session_pids() if _command(pid) == b"head"], [])
+
+
+def _command(pid):
+    """:return: the command name of ``pid``, or ``None`` once it is gone."""
+    try:
+        with open("/proc/%d/comm" % (pid,), "rb") as handle:
+            return handle.read().strip()
+    except OSError:
+        return None
