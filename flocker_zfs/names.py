@@ -89,26 +89,48 @@ def validate_snapshot_name(value):
     return value
 
 
+_CONTROL_NAMES = {"\n": "a newline", "\t": "a tab", "\r": "a carriage return",
+                  "\x00": "a NUL byte", "\x1b": "an escape"}
+
+
+def describe_controls(value):
+    """
+    :return: the control characters in ``value``, each named and shown as
+        ``repr`` shows it: ``"a newline, shown as \\n"``.
+    """
+    found = sorted(set(c for c in value if ord(c) < 32 or ord(c) == 127))
+    return "; ".join("%s, shown as %s" % (_CONTROL_NAMES.get(c, "a control character"),
+                                          repr(c)[1:-1]) for c in found)
+
+
 def validate_mount_root(value):
     """
     :return: ``value`` if it is an absolute, normalised path with no
         ``..``, no control characters and components of at most 255 bytes.
-    :raises InvalidName: otherwise.
+    :raises InvalidName: otherwise, with a fix about writing the path.
     """
-    if not isinstance(value, str) or not value:
-        raise InvalidName("invalid mount_root %s: must be an absolute path" % (shown(value),))
-    if not value.startswith("/"):
-        raise InvalidName("invalid mount_root %s: must be an absolute path" % (shown(value),))
+    def invalid(problem, fix, kind=InvalidName):
+        return kind("invalid mount_root %s: %s" % (shown(value), problem), fix=fix)
+    if not isinstance(value, str) or not value.startswith("/"):
+        raise invalid("must be an absolute path",
+                      "Give mount_root as an absolute path, such as /flocker.")
     if any(ord(c) < 32 or ord(c) == 127 for c in value):
-        raise InvalidName("invalid mount_root %s: contains control characters" % (shown(value),))
+        raise invalid("contains control characters",
+                      "Remove the control characters (%s) from mount_root."
+                      % (describe_controls(value),))
     parts = value.split("/")
+    normal = os.path.normpath(value)
     if ".." in parts or "." in parts:
-        raise InvalidName("invalid mount_root %s: must not contain '.' or '..'" % (shown(value),))
-    if os.path.normpath(value) != value and value != "/":
-        raise InvalidName("invalid mount_root %s: not normalised (expected %r)"
-                          % (shown(value), os.path.normpath(value)))
+        raise invalid("must not contain '.' or '..'",
+                      "Write mount_root without '.' or '..' components, such as %r."
+                      % (normal,))
+    if normal != value and value != "/":
+        raise invalid("not normalised (expected %r)" % (normal,),
+                      "Write mount_root without repeated or trailing '/', such as %r."
+                      % (normal,))
     if any(len(p.encode("utf-8")) > 255 for p in parts):
-        raise NameTooLong("invalid mount_root %s: a component is over 255 bytes" % (shown(value),))
+        raise invalid("a component is over 255 bytes",
+                      "Shorten each part of mount_root to at most 255 bytes.", NameTooLong)
     return value
 
 

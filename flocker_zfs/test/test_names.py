@@ -149,6 +149,29 @@ class MountRootTests(SynchronousTestCase):
             with self.assertRaises(InvalidName):
                 validate_mount_root(bad)
 
+    def test_fixes(self):
+        """
+        Each refusal says what is wrong with the path and how to write it,
+        not the fix of a bad name.
+        """
+        for bad, message, fix in [
+                ("flocker", "invalid mount_root 'flocker': must be an absolute path",
+                 "Give mount_root as an absolute path, such as /flocker."),
+                ("", "invalid mount_root '': must be an absolute path",
+                 "Give mount_root as an absolute path, such as /flocker."),
+                ("/a/../b", "invalid mount_root '/a/../b': must not contain '.' or '..'",
+                 "Write mount_root without '.' or '..' components, such as '/b'."),
+                ("/a\nb", "invalid mount_root '/a\\nb': contains control characters",
+                 "Remove the control characters (a newline, shown as \\n) from mount_root."),
+                ("/a//b", "invalid mount_root '/a//b': not normalised",
+                 "Write mount_root without repeated or trailing '/', such as '/a/b'."),
+                ("/" + "x" * 256, "a component is over 255 bytes",
+                 "Shorten each part of mount_root to at most 255 bytes.")]:
+            with self.assertRaises(InvalidName) as caught:
+                validate_mount_root(bad)
+            self.assertIn(message, caught.exception.summary())
+            self.assertEqual(caught.exception.fix, fix, bad)
+
 
 class DatasetNameTests(SynchronousTestCase):
     """
