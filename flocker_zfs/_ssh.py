@@ -25,7 +25,7 @@ import shlex
 from pyrsistent import PClass, field
 
 from .errors import ConfigError, InvalidName
-from .names import shown
+from .names import describe_controls, shown
 
 #: Ciphers that may be asked for explicitly: modern AEAD and CTR modes that
 #: every supported OpenSSH offers.  ``None`` in the config leaves ssh's own
@@ -55,6 +55,12 @@ _MAX_HOSTNAME = 253
 #: (UserKnownHostsFile takes several files), quotes and backslashes are
 #: unquoted, ``%`` starts a token (``%h``, ``%d``) and ``~`` is expanded.
 _PATH_SPECIAL = frozenset(" \t\"'\\%~,=#")
+
+#: How a message names them: a space or tab is invisible when quoted.
+_SPECIAL_NAMES = {" ": "a space", "\t": "a tab", '"': 'a double quote (")',
+                  "'": "a single quote (')", "\\": "a backslash (\\)",
+                  "%": "a percent sign (%)", "~": "a tilde (~)", ",": "a comma (,)",
+                  "=": "an equals sign (=)", "#": "a hash (#)"}
 
 
 def validate_host(value):
@@ -191,12 +197,15 @@ def validate_path(what, value):
         raise InvalidName("invalid %s %s: must be an absolute path" % (what, shown(value)),
                           fix=fix)
     if any(ord(c) < 32 or ord(c) == 127 for c in value):
-        raise InvalidName("invalid %s %s: contains control characters"
-                          % (what, shown(value)), fix=fix)
-    special = sorted(set(value) & _PATH_SPECIAL)
+        raise InvalidName("invalid %s %s: contains control characters (%s)"
+                          % (what, shown(value), describe_controls(value)), fix=fix)
+    special = [c for c in dict.fromkeys(value) if c in _PATH_SPECIAL]
     if special:
-        raise InvalidName("invalid %s %s: ssh would misread the characters %s"
-                          % (what, shown(value), "".join(special)), fix=fix)
+        raise InvalidName(
+            "invalid %s %s: ssh would misread %s in it"
+            % (what, shown(value), ", ".join(_SPECIAL_NAMES[c] for c in special)),
+            fix="Use an absolute path without spaces, quotes, backslashes or any of "
+                "% ~ , = #, such as /etc/flocker/id_rsa_flocker.")
     parts = value.split("/")
     if ".." in parts or "." in parts or os.path.normpath(value) != value:
         raise InvalidName("invalid %s %s: not a normalised path (expected %r)"

@@ -248,6 +248,32 @@ class SSHConfigTests(SynchronousTestCase):
         CONFIG.set(control_dir="/run/flocker/ssh")
         self.assertRaises(InvalidName, CONFIG.set, control_dir="/" + "d" * 60)
 
+    def test_special_characters_named(self):
+        """
+        The characters ssh would misread are named visibly (a space is
+        invisible in the quoted path), and the fix says what to avoid.
+        """
+        for path, named in [("/tmp/a b", "a space"), ("/a,b=c", "a comma (,), an equals sign (=)"),
+                            ("/a%d~", "a percent sign (%), a tilde (~)"),
+                            ("/a'b\"c\\d#", "a single quote ('), a double quote (\"), "
+                                            "a backslash (\\), a hash (#)")]:
+            with self.assertRaises(InvalidName) as caught:
+                validate_path("ssh identity", path)
+            self.assertEqual(caught.exception.summary(),
+                             "invalid ssh identity %r: ssh would misread %s in it"
+                             % (path, named))
+            self.assertIn("without spaces, quotes, backslashes or any of % ~ , = #",
+                          caught.exception.fix)
+
+    def test_control_characters_named(self):
+        """
+        Control characters are named as well.
+        """
+        with self.assertRaises(InvalidName) as caught:
+            validate_path("ssh known_hosts", "/a\tb")
+        self.assertIn("contains control characters (a tab, shown as \\t)",
+                      caught.exception.summary())
+
     def test_validate_path_names_setting(self):
         """
         The message names the setting and the value.
