@@ -24,8 +24,9 @@ from ._checks import (
     judge_private_key_mode, judge_serve_line, judge_shared_file, passed)
 from ._files import MAX_KEYS_FILE_BYTES, check_regular, read_bounded
 from ._initsteps import (
-    DEFAULT_AUTHORIZED_KEYS, ToolFailed, ToolMissing, host_token, parse_known_hosts,
-    parse_public_key, recorded_keys, run_tool, setting, split_authorized_line)
+    DEFAULT_AUTHORIZED_KEYS, ToolFailed, ToolMissing, host_token, key_refusal,
+    parse_known_hosts, parse_public_key, read_key_head, recorded_keys, run_tool, setting,
+    split_authorized_line)
 from ._protocol import HELLO
 from ._runner import ProcessRunner
 from ._ssh import SSHConfig, parse_peer, validate_port
@@ -235,10 +236,12 @@ class _Doctor(object):
 
     async def _ssh_identity(self):
         path = self.identity
-        if not os.path.isfile(path):
+        if not os.path.lexists(path):
             return failed("ssh identity", "%s does not exist" % (path,),
                           "`flocker-zfs init --ssh-identity %s` creates it." % (path,))
         info = os.stat(path)
+        check_regular("ssh identity", path, info.st_mode,
+                      "Give the path of this node's private key with --ssh-identity.")
         bad = judge_private_key_mode(path, _mode(info), info.st_uid, os.geteuid())
         if bad is not None:
             return bad
@@ -248,10 +251,7 @@ class _Doctor(object):
         except ToolMissing:
             raise       # failed with its own fix: install openssh-client
         except ToolFailed as error:
-            return failed("ssh identity", "%s cannot be used without a passphrase: %s"
-                          % (path, error.summary()),
-                          "Use a key without a passphrase: `flocker-zfs init --ssh-identity "
-                          "NEW_PATH` makes one.")
+            return failed("ssh identity", *key_refusal(path, read_key_head(path), error))
         return passed("ssh identity", "%s: %s %s, mode %04o"
                       % (path, key.key_type, key.fingerprint(), _mode(info)))
 

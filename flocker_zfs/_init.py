@@ -25,10 +25,10 @@ from . import _commands as commands
 from ._actions import CLI_INIT
 from ._initsteps import (
     DEFAULT_AUTHORIZED_KEYS, SCAN_ARGUMENT, STATE_FILE, InitRefused, NoHostKey, ToolFailed,
-    ToolMissing, authorized_keys_line, decide_host_key, host_token, known_hosts_line,
-    load_peer_key, load_state, os_reason, parse_keyscan, parse_known_hosts, parse_pool_size,
-    parse_public_key, read_keys_file, read_public_key, run_tool, save_state, serve_argv,
-    setting, split_authorized_line, validate_peer_from)
+    ToolMissing, authorized_keys_line, decide_host_key, host_token, key_refusal,
+    known_hosts_line, load_peer_key, load_state, os_reason, parse_keyscan, parse_known_hosts,
+    parse_pool_size, parse_public_key, read_key_head, read_keys_file, read_public_key, run_tool,
+    save_state, serve_argv, setting, split_authorized_line, validate_peer_from)
 from ._runner import ProcessRunner
 from ._sizes import human_size
 from ._ssh import parse_peer, validate_path, validate_port
@@ -291,10 +291,8 @@ class _Init(object):
         except ToolMissing:
             raise
         except ToolFailed as error:
-            raise InitRefused("SSH key %s cannot be used without a passphrase: %s"
-                              % (path, error.summary()),
-                              fix="Use a key without a passphrase (pass --ssh-identity PATH "
-                                  "for a new one).")
+            cause, fix = key_refusal(path, read_key_head(path), error)
+            raise InitRefused("SSH key %s" % (cause,), fix=fix)
         if record is not None and record.get("public") != self.key.text():
             raise InitRefused("SSH key %s is not the one init created (it was replaced)"
                               % (path,),

@@ -575,6 +575,51 @@ def save_state(path, state):
     os.rename(temporary, path)
 
 
+# -- private keys ----------------------------------------------------------------
+
+_PRIVATE_HEADER = re.compile(br"\A\s*-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----")
+_PASSPHRASE_FIX = ("Use a key without a passphrase: `flocker-zfs init --ssh-identity NEW_PATH` "
+                   "makes one (or remove it: `ssh-keygen -p -f %s`).")
+
+
+def read_key_head(path, size=4096):
+    """:return: the first ``size`` bytes of the file at ``path`` (``b""`` if unreadable)."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(size)
+    except OSError:
+        return b""
+
+
+def key_refusal(path, head, error):
+    """
+    Why ``ssh-keygen -y -P ''`` could not read the private key at ``path``,
+    judged from what it said and from the file's first bytes: it needs a
+    passphrase (which no one is there to type), it is a public key, it is no
+    key at all, or something else that ssh-keygen said.
+
+    :param bytes head: the start of the file (:func:`read_key_head`).
+    :param ToolFailed error: ssh-keygen's failure.
+    :return: ``(cause, fix)``; the cause starts with ``path``.
+    """
+    if (b"ENCRYPTED" in head.split(b"\n\n", 1)[0]
+            or "incorrect passphrase" in error.summary()):
+        return ("%s needs a passphrase, which nobody is there to type" % (path,),
+                _PASSPHRASE_FIX % (path,))
+    if not _PRIVATE_HEADER.match(head):
+        make = "`flocker-zfs init --ssh-identity NEW_PATH` makes a new key."
+        try:
+            parse_public_key(head.decode("utf-8", "replace").strip().splitlines()[0])
+        except (ConfigError, IndexError):
+            return ("%s is not an SSH private key" % (path,),
+                    "Give the path of a private key (it starts with -----BEGIN ... PRIVATE "
+                    "KEY-----); " + make)
+        return ("%s is a public key, not a private key" % (path,),
+                "Give the private key (the file without .pub); " + make)
+    return ("ssh-keygen cannot read the private key %s: %s" % (path, error.summary()),
+            error.fix)
+
+
 # -- running ssh-keygen and ssh-keyscan ---------------------------------------------------
 
 async def run_tool(tools, argv, timeout=60.0):

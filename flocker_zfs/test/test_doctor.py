@@ -268,7 +268,42 @@ class DoctorTests(SynchronousTestCase):
         os.remove(self.node.identity + ".pub")
         write_fake_key_pair(self.node.identity, fake_key("x"), passphrase=True)
         checks = self.assert_only_failing(["ssh identity"])
-        self.assertIn("cannot be used without a passphrase", checks["ssh identity"]["detail"])
+        self.assertEqual(checks["ssh identity"]["detail"],
+                         "%s needs a passphrase, which nobody is there to type"
+                         % (self.node.identity,))
+        self.assertIn("Use a key without a passphrase", checks["ssh identity"]["fix"])
+
+    def test_ssh_identity_encrypted_pem(self):
+        """
+        An old-style PEM key whose header says it is encrypted needs a
+        passphrase too.
+        """
+        with open(self.node.identity, "w") as handle:
+            handle.write("-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\n"
+                         "DEK-Info: AES-128-CBC,FF99\n\nAAAA\n-----END RSA PRIVATE KEY-----\n")
+        checks = self.assert_only_failing(["ssh identity"])
+        self.assertIn("needs a passphrase", checks["ssh identity"]["detail"])
+
+    def test_ssh_identity_not_a_key(self):
+        """
+        A file that is no private key fails as such, not as a key with a
+        passphrase; a public key is named as one; a directory or device is
+        said to be one.
+        """
+        for content, detail, fix in [
+                ("hello\n", "is not an SSH private key", "Give the path of a private key"),
+                (PEER_KEY.line() + "\n", "is a public key, not a private key",
+                 "Give the private key (the file without .pub)")]:
+            with open(self.node.identity, "w") as handle:
+                handle.write(content)
+            checks = self.assert_only_failing(["ssh identity"])
+            self.assertEqual(checks["ssh identity"]["detail"],
+                             "%s %s" % (self.node.identity, detail))
+            self.assertIn(fix, checks["ssh identity"]["fix"])
+            self.assertNotIn("passphrase", checks["ssh identity"]["detail"])
+        checks = self.checks("--ssh-identity", "/dev/zero")[1]
+        self.assertEqual(checks["ssh identity"]["detail"],
+                         "ssh identity /dev/zero is a character device, not a regular file")
 
     def test_ssh_keygen_missing(self):
         """

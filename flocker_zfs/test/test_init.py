@@ -23,8 +23,8 @@ from .. import _cli, _init
 from .._actions import CLI_INIT
 from .._initsteps import (
     HostKeyChanged, InitRefused, PublicKey, ToolFailed, ToolMissing, authorized_keys_line,
-    decide_host_key, host_matches, parse_keyscan, parse_known_hosts, parse_pool_size,
-    run_tool, split_authorized_line, validate_peer_from)
+    decide_host_key, host_matches, key_refusal, parse_keyscan, parse_known_hosts,
+    parse_pool_size, run_tool, split_authorized_line, validate_peer_from)
 from ..errors import ConfigError, FlockerZFSError, InvalidName, ZFSNotInstalled, error_for
 from ..interfaces import IRunner
 from ..testing import FakeZFS
@@ -493,7 +493,27 @@ class InitTests(SynchronousTestCase):
         write_fake_key_pair(node.identity, fake_key("admin"), passphrase=True)
         status, _, err = node.init("--adopt-existing-key")
         self.assertEqual(status, 1)
-        self.assertIn("cannot be used without a passphrase", err)
+        self.assertIn("SSH key %s needs a passphrase, which nobody is there to type. Fix: "
+                      "Use a key without a passphrase" % (node.identity,), err)
+
+    def test_not_a_key_refused(self):
+        """
+        A file that is no private key is refused as such, not as a key with
+        a passphrase; a public key given as the identity is named as one.
+        """
+        node = self.node
+        os.makedirs(node.etc)
+        for content, said, fix in [
+                ("hello\n", "is not an SSH private key", "Give the path of a private key"),
+                (PEER_KEY.line() + "\n", "is a public key, not a private key",
+                 "Give the private key (the file without .pub)")]:
+            with open(node.identity, "w") as handle:
+                handle.write(content)
+            os.chmod(node.identity, 0o600)
+            status, _, err = node.init("--adopt-existing-key")
+            self.assertEqual(status, 1)
+            self.assertIn("SSH key %s %s. Fix: %s" % (node.identity, said, fix), err)
+            self.assertNotIn("passphrase", err)
 
     def test_replaced_key_refused(self):
         """
@@ -915,6 +935,35 @@ class StepsTests(SynchronousTestCase):
         A newline could end the line early: refused.
         """
         self.assertRaises(InvalidName, authorized_keys_line, ["/bin/x\ny"], PEER_KEY)
+
+    def test_key_refusal(self):
+        """
+        What OpenSSH 9's ``ssh-keygen -y -P ''`` says about a file, with the
+        file's first bytes, tells a key with a passphrase from a file that
+        is no key (which it reports as "error in libcrypto").
+        """
+        argv = ["ssh-keygen", "-y", "-P", "", "-f", "/k"]
+        wrong = ToolFailed(argv, 'failed (exit status 255): Load key "/k": incorrect '
+                                 'passphrase supplied to decrypt private key')
+        libcrypto = ToolFailed(argv, 'failed (exit status 255): Load key "/k": error in '
+                                     'libcrypto')
+        openssh = b"-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAACmFlczI1\n"
+        pem = (b"-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\n"
+               b"DEK-Info: AES-128-CBC,FF99\n\nMIIE\n")
+        for head, error, cause in [
+                (openssh, wrong, "/k needs a passphrase"),
+                (pem, libcrypto, "/k needs a passphrase"),
+                (b"hello\n", libcrypto, "/k is not an SSH private key"),
+                (b"", libcrypto, "/k is not an SSH private key"),
+                (b"\xff\xfe\x00", libcrypto, "/k is not an SSH private key"),
+                (PEER_KEY.line().encode() + b"\n", libcrypto,
+                 "/k is a public key, not a private key"),
+                (openssh, libcrypto, "ssh-keygen cannot read the private key /k: ssh-keygen "
+                                     "failed (exit status 255): Load key \"/k\": error in "
+                                     "libcrypto")]:
+            found, fix = key_refusal("/k", head, error)
+            self.assertTrue(found.startswith(cause), (head, found))
+            self.assertTrue(fix)
 
     def test_peer_from(self):
         """

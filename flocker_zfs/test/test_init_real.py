@@ -17,6 +17,8 @@ import tempfile
 from twisted.internet import reactor
 from twisted.trial.unittest import TestCase
 
+from .._initsteps import ToolFailed, key_refusal, read_key_head, run_tool
+from .._runner import ProcessRunner
 from .._sshpeer import SSHPeer
 from ..errors import FlockerZFSError
 from . import realssh, realzfs
@@ -188,3 +190,48 @@ class InitRealTests(TestCase):
         self.assertEqual([check["name"] for check in failed],
                          ["peer 127.0.0.1:%d" % (sshd["b"].port,)])
         self.assertIn("host key", failed[0]["detail"])
+
+
+class KeyRefusalRealTests(TestCase):
+    """
+    The real ``ssh-keygen -y -P ''`` on a key with a passphrase, an old PEM
+    key with one, a file that is no key and a public key: each is told
+    apart (only ssh-keygen is needed).
+    """
+
+    def setUp(self):
+        if shutil.which("ssh-keygen") is None:
+            if os.environ.get("CI") == "true":
+                self.fail("ssh-keygen is not installed")
+            self.skipTest("ssh-keygen is not installed")
+        self.directory = tempfile.mkdtemp(prefix="flocker-zfs-keys-")
+        self.addCleanup(shutil.rmtree, self.directory, True)
+
+    def path(self, name):
+        return os.path.join(self.directory, name)
+
+    async def refusal(self, path):
+        try:
+            await run_tool(ProcessRunner(reactor), ["ssh-keygen", "-y", "-P", "", "-f", path])
+        except ToolFailed as error:
+            return key_refusal(path, read_key_head(path), error)[0]
+        self.fail("ssh-keygen read %s" % (path,))
+
+    async def test_told_apart(self):
+        """
+        A passphrase is named only when there is one.
+        """
+        for name, extra in [("openssh", []), ("pem", ["-t", "rsa", "-b", "1024", "-m", "PEM"])]:
+            subprocess.run(["ssh-keygen", "-q", "-N", "secret", "-f", self.path(name)] +
+                           (extra or ["-t", "ed25519"]), check=True)
+            self.assertEqual(await self.refusal(self.path(name)),
+                             "%s needs a passphrase, which nobody is there to type"
+                             % (self.path(name),))
+        with open(self.path("text"), "w") as handle:
+            handle.write("hello\n")
+        os.chmod(self.path("text"), 0o600)
+        self.assertEqual(await self.refusal(self.path("text")),
+                         "%s is not an SSH private key" % (self.path("text"),))
+        os.chmod(self.path("openssh.pub"), 0o600)
+        self.assertEqual(await self.refusal(self.path("openssh.pub")),
+                         "%s.pub is a public key, not a private key" % (self.path("openssh"),))
