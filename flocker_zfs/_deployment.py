@@ -110,15 +110,33 @@ def _type_name(value):
     return names.get(type(value), type(value).__name__)
 
 
+def _shown(value, limit=80):
+    """
+    :return: ``value`` as it is written in YAML (``true``, ``null``,
+        ``[1, false]``), strings quoted, cut to ``limit`` characters, for
+        quoting it in a message about the file.
+    """
+    if isinstance(value, str):
+        return shown(value, limit)
+    try:
+        text = yaml.safe_dump(value, default_flow_style=True, width=2 ** 16)
+    except yaml.YAMLError:
+        return shown(value, limit)
+    text = " ".join(text.replace("\n...\n", "").split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def _expect(path, value, kinds, expected):
     """
     :raises _Invalid: ``value`` is not of ``kinds`` (a bool is never an int).
     """
     if isinstance(value, bool) and bool not in kinds:
-        raise _Invalid(path, "expected %s, got a boolean (%s)" % (expected, shown(value)))
+        raise _Invalid(path, "expected %s, got a boolean (%s)" % (expected, _shown(value)))
+    if value is None and type(None) not in kinds:
+        raise _Invalid(path, "expected %s, got null" % (expected,))
     if not isinstance(value, kinds):
         raise _Invalid(path, "expected %s, got %s (%s)" % (expected, _type_name(value),
-                                                           shown(value)))
+                                                           _shown(value)))
     return value
 
 
@@ -128,7 +146,7 @@ def _mapping(path, value, known, required, what):
     ``required``.
     """
     _expect(path, value, (dict,), "a mapping (%s)" % (what,))
-    unknown = sorted(shown(k) if not isinstance(k, str) else k
+    unknown = sorted(_shown(k) if not isinstance(k, str) else k
                      for k in value if k not in known)
     if unknown:
         where = "%s." % (path,) if path else ""
@@ -146,7 +164,7 @@ def _uuid(path, value, what):
     if not is_dataset_id(value):
         raise _Invalid(path, "expected %s (a lowercase UUID such as "
                              "'3f1c2b5e-3d4a-4b7c-9e8f-0a1b2c3d4e5f'), got %s"
-                       % (what, shown(value)))
+                       % (what, _shown(value)))
     return value
 
 

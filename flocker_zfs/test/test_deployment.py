@@ -187,6 +187,25 @@ class DeploymentErrorTests(SynchronousTestCase):
         self.assertMessage(document([{"id": D1, "primary": A, "maximum_size": True}]),
                            "datasets[0].maximum_size: expected a size", "got a boolean")
 
+    def test_values_in_yaml_spelling(self):
+        """
+        Values are quoted as they are written in YAML (true, false, null),
+        not as Python writes them.
+        """
+        for value, shown in [(True, "a boolean (true)"), (False, "a boolean (false)"),
+                             (None, "null"), ({"a": None}, "a mapping ({a: null})"),
+                             (1.5, "a number (1.5)")]:
+            message = self.assertMessage(
+                document([{"id": D1, "primary": value}]),
+                "datasets[0].primary: expected a node uuid (a lowercase UUID string), got %s"
+                % (shown,))
+            for python in ("True", "False", "None"):
+                self.assertNotIn(python, message)
+        self.assertMessage(yaml.safe_dump({"nodes": [{"uuid": True, "address": "h"}]}),
+                           "nodes[0].uuid: expected a node uuid (a lowercase UUID string), "
+                           "got a boolean (true)")
+        self.assertMessage("nodes: []\ntrue: 1\n", "deploy.yml: true: unknown key")
+
     def test_bad_port(self):
         """
         A port out of range is refused.
@@ -211,9 +230,9 @@ class DeploymentErrorTests(SynchronousTestCase):
                 ("8192P", "invalid size '8192P': too large"),
                 (2 ** 70, "invalid size 1180591620717411303424: too large"),
                 (True, "expected a size: bytes (an integer), a string like '512M' or '10G', "
-                       "or null, got a boolean (True)"),
-                ([1], "expected a size: bytes (an integer), a string like '512M' or '10G', "
-                      "or null, got a list ([1])")]:
+                       "or null, got a boolean (true)"),
+                ([1, False, None], "expected a size: bytes (an integer), a string like '512M' "
+                                   "or '10G', or null, got a list ([1, false, null])")]:
             self.assertMessage(document([{"id": D1, "primary": A, "maximum_size": size}]),
                                "datasets[0].maximum_size: " + expected)
 
