@@ -12,22 +12,24 @@ Parsing has no side effects. It creates no file and runs no command, and it
 imports a module only when ``backend:`` names one. Every problem raises a
 :class:`~flocker_zfs.errors.ConfigError` whose message is one line. That line
 starts with the file's name and then says where the problem is (the key as
-``dataset.ssh_port``, or the line and column of malformed YAML).
+``dataset.ssh_port``, or the line and column of malformed YAML).  Reading
+the file and its YAML (sizes, decoding, positions, repeated keys) is
+:mod:`flocker_zfs._yamlsource`; this module checks what the document says.
 """
 
-import datetime
 import difflib
 import os
-import reprlib
-import stat
-from collections.abc import Mapping, Sequence, Set
 
 import yaml
 from eliot import start_action
-from pyrsistent import PClass, PMap, field, pmap, pset, pvector
+from pyrsistent import PClass, PMap, field, pmap
 
 from ._actions import CONFIG_LOAD
 from ._ssh import SSHConfig, validate_ciphers, validate_path, validate_port
+from ._yamlsource import (
+    NOTHING, config_error, decode_text, freeze, kind_of, load_yaml, one_line, read_source,
+    shown)
+from ._yamlsource import clip  # noqa: F401 (re-exported: _plugin imports it from here)
 from .errors import ConfigError
 from .names import validate_mount_root, validate_pool_name
 from .node import DEFAULT_NODE_FILE
@@ -47,77 +49,7 @@ _FORMAT_FIX = ("See docs/configuration.rst for the format; the smallest file is 
                "`%s`." % (_EXAMPLE,))
 
 
-# -- showing values in messages ------------------------------------------------
-
-class _Repr(reprlib.Repr):
-    """
-    Short reprs, built without formatting the whole value. Python refuses to
-    format an int of more than 4300 digits, and YAML can contain one.
-    """
-
-    def __init__(self):
-        reprlib.Repr.__init__(self)
-        self.maxstring = 60
-        self.maxother = 60
-        self.maxlevel = 2
-        self.maxlist = self.maxtuple = self.maxdict = self.maxset = 4
-
-    def repr_int(self, value, level):
-        if value.bit_length() > 128:
-            return "<integer of %d bits>" % (value.bit_length(),)
-        return reprlib.Repr.repr_int(self, value, level)
-
-
-_REPR = _Repr()
-
-
-def one_line(text):
-    """
-    :return: ``text`` with control characters and line breaks escaped, so a
-        message stays on one line whatever it quotes.
-    """
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-
-
-def clip(text, limit=100):
-    """
-    :return: ``text`` on one line, cut to about ``limit`` characters.
-    """
-    text = one_line(text)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
-
-
-def shown(value):
-    """
-    :return: a short, one-line rendering of a configuration value for a
-        message. Scalars are spelled as in YAML (``true``, ``null``), and
-        everything is cut to about 80 characters.
-    """
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return clip(_REPR.repr(value), 80)
-
-
-def kind_of(value):
-    """
-    :return: what ``value`` is, in YAML's words (``"a string"``, ``"a
-        boolean"``, ``"a list"``, ...).
-    """
-    kinds = [
-        (bool, "a boolean"), (int, "an integer"), (float, "a number"), (str, "a string"),
-        (bytes, "binary data"), (datetime.datetime, "a timestamp"),
-        (datetime.date, "a date"), (Mapping, "a mapping"), (Set, "a set"),
-        (Sequence, "a list"),
-    ]
-    if value is None:
-        return "null"
-    for kind, words in kinds:
-        if isinstance(value, kind):
-            return words
-    return "a %s" % (type(value).__name__,)
-
+# -- messages ---------------------------------------------------------------------
 
 def key_path(key, section=SECTION):
     """
@@ -126,15 +58,6 @@ def key_path(key, section=SECTION):
     if isinstance(key, str) and key and key.isprintable() and len(key) <= 60:
         return "%s.%s" % (section, key)
     return "%s.%s" % (section, shown(key))
-
-
-def config_error(source, message, fix=None, kind=ConfigError):
-    """
-    :return: a ``kind`` error (not raised) whose message starts with
-        ``source``, all on one line.
-    """
-    return kind(one_line("%s: %s" % (source, message)),
-                fix=None if fix is None else one_line(fix))
 
 
 def in_source(error, source, where=None):
@@ -385,178 +308,23 @@ def zfs_settings(section, source="<string>"):
     return ZFSSettings(**values)
 
 
-# -- reading YAML ----------------------------------------------------------------
+# -- the document ---------------------------------------------------------------
 
-class _Loader(yaml.SafeLoader):
+def _our_mappings(root):
     """
-    ``yaml.safe_load``'s loader, with the same tags. The only change is that a
-    value the safe constructor cannot build, and reports with a plain Python
-    exception, now fails with a ``ConstructorError`` that has the value's
-    position. Examples are the date ``2001-13-45``, ``!!bool maybe`` and an
-    integer too long to convert.
+    The mappings of ``agent.yml`` whose keys must not repeat: the top level
+    (only ``dataset`` itself: the rest is the host agent's) and the
+    ``dataset`` section.
     """
-
-    def construct_object(self, node, deep=False):
-        try:
-            return yaml.SafeLoader.construct_object(self, node, deep=deep)
-        except yaml.YAMLError:
-            raise
-        except Exception as error:
-            reason = str(error)
-            if "integer string conversion" in reason:
-                reason = "too many digits"
-            raise yaml.constructor.ConstructorError(
-                None, None, "cannot read %s as %s (%s)" % (
-                    shown(node.value) if isinstance(node.value, str) else "this value",
-                    node.tag.rsplit(":", 1)[-1], clip(reason)),
-                node.start_mark)
-
-
-def _position(mark):
-    return "line %d, column %d" % (mark.line + 1, mark.column + 1)
-
-
-def _malformed(source, error, text):
-    if isinstance(error, yaml.MarkedYAMLError):
-        mark = error.problem_mark or error.context_mark
-        problem = error.problem or error.context or "malformed YAML"
-        if error.context and error.problem and error.context_mark is not None:
-            problem = "%s (%s at %s)" % (problem, error.context, _position(error.context_mark))
-        where = (_position(mark) + ": ") if mark is not None else ""
-    elif isinstance(error, yaml.reader.ReaderError):
-        before = text[:error.position]
-        line = before.count("\n") + 1
-        column = len(before) - (before.rfind("\n") + 1) + 1
-        where = "line %d, column %d: " % (line, column)
-        problem = "unacceptable character #x%04x: %s" % (error.character, error.reason)
-    else:
-        where, problem = "", str(error)
-    return config_error(source, "malformed YAML at %s%s" % (where, clip(problem, 200)),
-                        fix="Correct the YAML at that position. %s" % (_FORMAT_FIX,))
-
-
-def _duplicates(mapping, only=None):
-    """
-    :return: ``(key, mark, first mark)`` for the first key repeated in a
-        mapping node, or ``None``. YAML would silently keep only the last
-        value. Merge keys (``<<``) may repeat keys on purpose, so they are
-        not counted.
-    """
-    seen = {}
-    for key_node, _ in mapping.value:
-        if not isinstance(key_node, yaml.ScalarNode) or key_node.tag.endswith(":merge"):
-            continue
-        if only is not None and key_node.value not in only:
-            continue
-        identity = (key_node.tag, key_node.value)
-        if identity in seen:
-            return key_node.value, key_node.start_mark, seen[identity]
-        seen[identity] = key_node.start_mark
-    return None
-
-
-def _check_duplicates(root, source):
     if not isinstance(root, yaml.MappingNode):
-        return
+        return []
     checks = [(root, {SECTION}, "")]
     for key_node, value_node in root.value:
         if (isinstance(key_node, yaml.ScalarNode) and key_node.value == SECTION
                 and isinstance(value_node, yaml.MappingNode)):
             checks.append((value_node, None, SECTION + "."))
-    for node, only, prefix in checks:
-        found = _duplicates(node, only)
-        if found is not None:
-            key, mark, first = found
-            raise config_error(
-                source, "%s: duplicate key %s (first at %s)" % (
-                    _position(mark), clip(prefix + key, 80), _position(first)),
-                fix="Keep one of them: YAML would silently use only the last.")
+    return checks
 
-
-def _load_yaml(text, source):
-    """
-    :return: the document, or ``_NOTHING`` if the text holds none.
-    """
-    loader = None
-    try:
-        loader = _Loader(text)
-        node = loader.get_single_node()
-        if node is None:
-            return _NOTHING
-        _check_duplicates(node, source)
-        return loader.construct_document(node)
-    except yaml.YAMLError as error:
-        raise _malformed(source, error, text) from None
-    except RecursionError:
-        raise config_error(source, "the YAML is nested too deeply to read",
-                           fix="Flatten the structure. %s" % (_FORMAT_FIX,))
-    finally:
-        if loader is not None:
-            loader.dispose()
-
-
-_NOTHING = object()
-
-
-def _freeze(value, source):
-    """
-    :return: ``value`` made immutable: pmap, pvector, pset. A value that an
-        alias shares is frozen once. An alias inside its own anchor (a
-        recursive document) is refused.
-    """
-    done = {}
-    active = set()
-
-    def freeze(item):
-        if not isinstance(item, (dict, list, set, tuple)):
-            return item
-        ident = id(item)
-        if ident in done:
-            return done[ident]
-        if ident in active:
-            raise config_error(source, "the YAML document contains itself through an alias "
-                                       "(an anchor used inside its own value)",
-                               fix="Remove the recursive alias.")
-        active.add(ident)
-        if isinstance(item, dict):
-            result = pmap({key: freeze(val) for key, val in item.items()})
-        elif isinstance(item, set):
-            result = pset(item)
-        elif isinstance(item, tuple):
-            result = tuple(freeze(val) for val in item)
-        else:
-            result = pvector(freeze(val) for val in item)
-        active.discard(ident)
-        done[ident] = result
-        return result
-    try:
-        return freeze(value)
-    except RecursionError:
-        raise config_error(source, "the YAML is nested too deeply to read",
-                           fix="Flatten the structure. %s" % (_FORMAT_FIX,))
-
-
-def decode_text(data, source):
-    """
-    :param bytes data: the file's content.
-    :return: ``data`` as text. A leading byte order mark is dropped.
-    :raises ConfigError: it is not UTF-8 (naming the line and column of the
-        first bad byte).
-    """
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        before = data[:error.start]
-        line = before.count(b"\n") + 1
-        line_start = before.rfind(b"\n") + 1
-        column = len(before[line_start:].decode("utf-8-sig", "replace")) + 1
-        raise config_error(
-            source, "not UTF-8 text (byte 0x%02x at line %d, column %d)"
-            % (data[error.start], line, column),
-            fix="Save the file as UTF-8.")
-
-
-# -- the document ---------------------------------------------------------------
 
 class AgentConfig(PClass):
     """
@@ -599,15 +367,15 @@ def parse_config(text, source="<string>", find_backend=None):
         from ._plugin import find_backend
     if isinstance(text, bytes):
         text = decode_text(text, source)
-    document = _load_yaml(text, source)
-    if document is _NOTHING:
+    document = load_yaml(text, source, unique=_our_mappings, format_fix=_FORMAT_FIX)
+    if document is NOTHING:
         raise config_error(source, "the file is empty (it holds no YAML document)",
                            fix="Add a %s section. %s" % (SECTION, _FORMAT_FIX))
     if not isinstance(document, dict):
         raise config_error(
             source, "the top level must be a mapping (key: value lines), not %s (%s)"
             % (kind_of(document), shown(document)), fix=_FORMAT_FIX)
-    document = _freeze(document, source)
+    document = freeze(document, source, format_fix=_FORMAT_FIX)
     if SECTION not in document:
         raise config_error(
             source, "there is no %s section, which selects the storage backend" % (SECTION,),
@@ -658,30 +426,10 @@ def read_config_file(path):
     :raises ConfigError: it is missing, a directory or not a regular file,
         unreadable, or larger than :data:`MAX_CONFIG_BYTES`.
     """
-    fix = "Give the path of the agent's configuration file (--config PATH)."
-    try:
-        status = os.stat(path)
-        if stat.S_ISDIR(status.st_mode):
-            raise config_error(path, "is a directory, not a configuration file", fix=fix)
-        if not stat.S_ISREG(status.st_mode):
-            raise config_error(path, "is not a regular file", fix=fix)
-        with open(path, "rb") as handle:
-            data = handle.read(MAX_CONFIG_BYTES + 1)
-    except FileNotFoundError:
-        raise config_error(path, "no such file",
-                           fix="Create it (%s), or give another path with --config."
-                               % (_FORMAT_FIX,))
-    except PermissionError:
-        raise config_error(path, "cannot read the file: permission denied",
-                           fix="Run as root, or make the file readable by this user.")
-    except OSError as error:
-        raise config_error(path, "cannot read the file: %s"
-                                 % (os.strerror(error.errno) if error.errno else error,),
-                           fix=fix)
-    if len(data) > MAX_CONFIG_BYTES:
-        raise config_error(path, "the file is larger than %d bytes; is this the right file?"
-                                 % (MAX_CONFIG_BYTES,), fix=fix)
-    return data
+    return read_source(
+        path, MAX_CONFIG_BYTES, "configuration file",
+        fix="Give the path of the agent's configuration file (--config PATH).",
+        missing_fix="Create it (%s), or give another path with --config." % (_FORMAT_FIX,))
 
 
 def load_config(path=DEFAULT_CONFIG, find_backend=None):

@@ -614,6 +614,14 @@ class MalformedTests(ClearErrorMixin, SynchronousTestCase):
                               "malformed YAML at line 4, column 1",
                               "while parsing a flow sequence at line 3, column 6")
 
+    def test_escape_out_of_range(self):
+        """
+        A ``\\U`` escape beyond Unicode (which PyYAML's scanner does not
+        check) is malformed YAML with its position, not a crash.
+        """
+        self.assertParseError('dataset:\n  backend: zfs\n  pool: "\\UFFFFFFFF"\n',
+                              "malformed YAML at line 3", "escape sequence out of range")
+
     def test_several_documents(self):
         """
         More than one document.
