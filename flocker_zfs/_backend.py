@@ -23,6 +23,7 @@ from twisted.python.filepath import FilePath
 from zope.interface import implementer
 
 from . import _commands as commands
+from ._commands import managed_id
 from ._actions import (
     CLONE, CREATE, DESTROY, DISCOVER, GET, PREPARE_POOL, RESIZE, SNAPSHOT, START)
 from ._runner import ProcessRunner
@@ -58,6 +59,51 @@ def _deferred(method):
 #: below what a new filesystem already uses (tens of KiB, answered as "out
 #: of space"); a floor well above that gives a clear error instead.
 MINIMUM_SIZE = 1024 * 1024
+
+
+class MountRootInsideDataset(MountRootError):
+    """
+    The mount root lies inside a flocker-zfs dataset's mountpoint: a dataset
+    mounted there would vanish or block whenever that dataset is unmounted,
+    handed off, made a read-only replica or destroyed.
+    """
+
+    fix = ("Use a mount root outside every flocker-zfs dataset's mountpoint (normally "
+           "/flocker, the same on every node; `flocker-zfs status` lists the mountpoints).")
+
+
+class MountFailed(MountRootError):
+    """
+    A new dataset could not be mounted under the mount root, so it was
+    destroyed again: a failed create or clone leaves nothing behind.
+    """
+
+    fix = ("Make the mount root a writable directory on a writable filesystem (not inside a "
+           "read-only dataset or replica) where DATASET_ID is free or an empty directory, "
+           "then retry.")
+
+
+def enclosing_mountpoint(path, mountpoints):
+    """
+    :param str path: an absolute, normalised path.
+    :param mountpoints: ``(dataset_id, mountpoint)`` pairs.
+    :return: the pair whose mountpoint is ``path`` or one of its parent
+        directories, or ``None``.
+    """
+    for dataset_id, mountpoint in sorted(mountpoints):
+        mountpoint = mountpoint.rstrip("/")
+        if not mountpoint.startswith("/"):
+            continue        # none, legacy, or unknown
+        if path == mountpoint or path.startswith(mountpoint + "/"):
+            return dataset_id, mountpoint
+    return None
+
+
+def _last_line(error):
+    lines = [line.strip() for line in error.stderr.decode("utf-8", "replace").splitlines()
+             if line.strip()]
+    telling = [line for line in lines if "cannot mount" in line]
+    return (telling or lines or ["no message"])[0]
 
 
 def _check_size(maximum_size):
@@ -256,6 +302,60 @@ class ZFSBackend(Service):
         return commands.ownership_options(
             dataset_id, self.node_uuid, 1, self.path(dataset_id).path, maximum_size)
 
+    async def _refuse_nested_mount_root(self):
+        """
+        Refuse, before anything is created, a mount root inside one of our
+        datasets' mountpoints (by its path and by the path it resolves to).
+
+        :raises MountRootInsideDataset: it is.
+        """
+        argv = commands.get_properties(self.pool, properties=(
+            "type", "mountpoint", commands.MANAGED, commands.DATASET_ID))
+        rows = commands.parse_properties(argv, await self._runner.run(argv))
+        ours = [(managed_id(self.pool, name, props), props.get("mountpoint", ("-",))[0])
+                for name, props in rows.items()]
+        ours = [(dataset_id, mountpoint) for dataset_id, mountpoint in ours if dataset_id]
+        root = os.path.normpath(self.mount_root.path)
+        for path in (root, os.path.realpath(root)):
+            inside = enclosing_mountpoint(path, ours)
+            if inside is not None:
+                raise MountRootInsideDataset(
+                    "mount root %s is inside the mountpoint %s of flocker-zfs dataset %s: "
+                    "a dataset mounted there would be hidden, or would block, whenever that "
+                    "dataset is unmounted, handed off, made a read-only replica or destroyed"
+                    % (root, inside[1], inside[0]))
+
+    async def _undo_unmounted(self, dataset_id, error):
+        """
+        After ``zfs create`` or ``zfs clone`` failed with ``error``: if it
+        created the dataset but could not mount it, destroy it again (it is
+        new, empty and unused) and raise :class:`MountFailed`; otherwise
+        return (``error`` stands).
+        """
+        try:
+            dataset = await self._get(dataset_id)
+        except (ZFSError, NotManaged):
+            return      # not created (or cannot tell): the first error says it
+        if (dataset.mounted or dataset.snapshots or dataset.generation != 1
+                or not dataset.owned_by(self.node_uuid)):
+            return
+        name = dataset_name(self.pool, dataset_id)
+        where = self.path(dataset_id).path
+        try:
+            await self._runner.run(commands.destroy(name))
+        except ZFSError as undo:
+            raise MountFailed(
+                "dataset %s was created but could not be mounted at %s (%s), and destroying "
+                "it again failed (%s)" % (dataset_id, where, _last_line(error),
+                                          _last_line(undo)),
+                fix="Destroy it with `flocker-zfs destroy %s`, then make %s usable as "
+                    "described in the first message and retry." % (dataset_id, where))
+        self._remove_mountpoint(dataset)
+        raise MountFailed(
+            "dataset %s could not be mounted at %s (%s); it was destroyed again, so "
+            "nothing changed" % (dataset_id, where, _last_line(error)),
+            fix=MountFailed.fix.replace("DATASET_ID", dataset_id))
+
     async def _refuse_if_foreign(self, dataset_id):
         """
         After "dataset already exists": re-raise as :class:`NotManaged` if
@@ -303,11 +403,15 @@ class ZFSBackend(Service):
             with start_action(action_type=CREATE, pool=self.pool, dataset_id=dataset_id,
                               maximum_size=maximum_size):
                 name = dataset_name(self.pool, dataset_id)
+                await self._refuse_nested_mount_root()
                 try:
                     await self._runner.run(commands.create(
                         name, self._options(dataset_id, maximum_size)))
                 except DatasetExists:
                     await self._refuse_if_foreign(dataset_id)
+                    raise
+                except ZFSError as error:
+                    await self._undo_unmounted(dataset_id, error)
                     raise
                 return await self._get(dataset_id)
 
@@ -456,11 +560,15 @@ class ZFSBackend(Service):
                 full = snapshot_name(self.pool, dataset_id, snapshot)
                 if snapshot not in [s.name for s in source.snapshots]:
                     raise DatasetNotFound(subject=full)
+                await self._refuse_nested_mount_root()
                 try:
                     await self._runner.run(commands.clone(
                         full, dataset_name(self.pool, new_dataset_id),
                         self._options(new_dataset_id, maximum_size)))
                 except DatasetExists:
                     await self._refuse_if_foreign(new_dataset_id)
+                    raise
+                except ZFSError as error:
+                    await self._undo_unmounted(new_dataset_id, error)
                     raise
                 return await self._get(new_dataset_id)

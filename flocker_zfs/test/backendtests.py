@@ -9,12 +9,14 @@ to look at the pool behind the backend's back) and make a dataset busy.
 
 import errno
 import os
+import subprocess
 import uuid
 
-from twisted.trial.unittest import TestCase
+from twisted.trial.unittest import SkipTest, TestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
+from .._backend import MountFailed, MountRootInsideDataset
 from ..errors import (
     ConfigError, DatasetBusy, DatasetExists, DatasetNotFound, ForeignSnapshots,
     HasDependentClones, InvalidDatasetId, InvalidName, MountRootError, NotManaged,
@@ -203,6 +205,61 @@ def make_istoragebackend_tests(make_harness):
             before = await self.harness.names()
             with self.assertRaises(NotManaged):
                 await self.backend.create(dataset_id)
+            self.assertEqual(before, await self.harness.names())
+
+        async def test_create_mount_root_inside_dataset(self):
+            """
+            A mount root inside one of our datasets' mountpoints (directly,
+            deeper, or through a symbolic link) is refused before anything is
+            created, naming that dataset; ``clone`` too.
+            """
+            outer = _id()
+            await self.backend.create(outer)
+            await self.backend.snapshot(outer, "s1")
+            outer_path = self.backend.path(outer).path
+            os.symlink(outer_path, os.path.abspath(self.mktemp()))
+            link = os.path.abspath(self.mktemp())
+            os.symlink(outer_path, link)
+            before = await self.harness.names()
+            for root in [outer_path, os.path.join(outer_path, "sub", "deeper"),
+                         os.path.join(link, "sub")]:
+                backend = self.harness.make_backend(mount_root=root)
+                with self.assertRaises(MountRootInsideDataset) as caught:
+                    await backend.create(_id())
+                message = str(caught.exception)
+                self.assertIn("inside the mountpoint %s of flocker-zfs dataset %s"
+                              % (outer_path, outer), message)
+                self.assertIn("Fix: Use a mount root outside every flocker-zfs dataset",
+                              message)
+                with self.assertRaises(MountRootInsideDataset):
+                    await backend.clone(outer, "s1", _id())
+            self.assertEqual(before, await self.harness.names())
+
+        async def test_create_mount_fails(self):
+            """
+            When ``zfs create`` makes the dataset but cannot mount it (here:
+            the mount root became immutable, so its directory cannot be made),
+            the dataset is destroyed again and the error says why: a failed
+            create changes nothing; ``clone`` too.
+            """
+            source = _id()
+            await self.backend.create(source)
+            await self.backend.snapshot(source, "s1")
+            before = await self.harness.names()
+            root = self.backend.mount_root.path
+            if subprocess.run(["chattr", "+i", root], capture_output=True).returncode != 0:
+                raise SkipTest("chattr +i is not supported on %s" % (root,))
+            self.addCleanup(subprocess.run, ["chattr", "-i", root], capture_output=True)
+            dataset_id = _id()
+            with self.assertRaises(MountFailed) as caught:
+                await self.backend.create(dataset_id)
+            message = str(caught.exception)
+            self.assertIn("dataset %s could not be mounted at %s/%s (cannot mount"
+                          % (dataset_id, root, dataset_id), message)
+            self.assertIn("it was destroyed again, so nothing changed", message)
+            self.assertIn("Fix: Make the mount root a writable directory", message)
+            with self.assertRaises(MountFailed):
+                await self.backend.clone(source, "s1", _id())
             self.assertEqual(before, await self.harness.names())
 
         async def test_discover_ignores_foreign(self):

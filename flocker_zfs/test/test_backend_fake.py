@@ -12,7 +12,7 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
 from .._actions import COMMAND, CREATE, START
-from .._backend import ZFSBackend
+from .._backend import MountFailed, ZFSBackend
 from ..errors import CommandFailed, DatasetNotFound, ZFSNotInstalled, ZFSNotRunning
 from ..testing import FakeZFS, make_fake_backend
 from .backendtests import Harness, RecordingRunner, make_istoragebackend_tests
@@ -103,6 +103,41 @@ class FakeOnlyBackendTests(SynchronousTestCase):
         self.failureResultOf(self.backend.discover(), CommandFailed)
         self.assertIn(dataset_id, self.successResultOf(self.backend.discover()).datasets)
 
+    def test_mount_failure_undo_fails(self):
+        """
+        If a dataset created but not mounted cannot be destroyed again
+        either, the error says both and how to remove it.
+        """
+        dataset_id = str(uuid.uuid4())
+        occupied = self.backend.path(dataset_id)
+        occupied.makedirs()
+        occupied.child("left").setContent(b"x")
+        self.fake.fail_next(lambda argv: argv[1] == "destroy", 1,
+                            b"cannot destroy 'x': I/O error\n")
+        error = self.failureResultOf(self.backend.create(dataset_id), MountFailed).value
+        where = occupied.path
+        self.assertIn("dataset %s was created but could not be mounted at %s (cannot mount "
+                      "'%s': directory is not empty), and destroying it again failed "
+                      "(cannot destroy 'x': I/O error)" % (dataset_id, where, where),
+                      str(error))
+        self.assertIn("Fix: Destroy it with `flocker-zfs destroy %s`" % (dataset_id,),
+                      str(error))
+        self.assertFalse(self.successResultOf(self.backend.get(dataset_id)).mounted)
+
+    def test_mount_failure_undone(self):
+        """
+        A create whose mount fails (here: a non-empty directory in the way)
+        leaves no dataset and leaves the directory alone.
+        """
+        dataset_id = str(uuid.uuid4())
+        occupied = self.backend.path(dataset_id)
+        occupied.makedirs()
+        occupied.child("left").setContent(b"x")
+        error = self.failureResultOf(self.backend.create(dataset_id), MountFailed).value
+        self.assertIn("directory is not empty", str(error))
+        self.assertEqual(self.successResultOf(self.backend.discover()).datasets, {})
+        self.assertEqual(occupied.child("left").getContent(), b"x")
+
     def test_destroy_failure_remounts(self):
         """
         If the destroy itself fails after the unmount, the dataset is
@@ -127,7 +162,9 @@ class FakeOnlyBackendTests(SynchronousTestCase):
     @capture_logging(None)
     def test_logged_with_commands(self, logger):
         """
-        ``create`` is one eliot action whose children are its commands.
+        ``create`` is one eliot action whose children are its commands: the
+        listing that checks the mount root's place, the create and the
+        listing of the result.
         """
         dataset_id = str(uuid.uuid4())
         self.successResultOf(self.backend.create(dataset_id))
@@ -138,5 +175,5 @@ class FakeOnlyBackendTests(SynchronousTestCase):
         argvs = [child.start_message["argv"][1] for child in create.children
                  if isinstance(child, LoggedAction)
                  and child.start_message["action_type"] == COMMAND]
-        self.assertEqual(argvs, ["create", "get"])
+        self.assertEqual(argvs, ["get", "create", "get"])
         self.assertTrue(start.succeeded)
