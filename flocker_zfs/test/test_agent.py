@@ -11,6 +11,7 @@ import uuid
 
 from eliot.testing import LoggedAction, LoggedMessage, capture_logging
 from twisted.internet.defer import CancelledError, Deferred, fail, succeed
+from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
@@ -157,6 +158,48 @@ class Cluster(object):
             agent.startService()
             self.case.addCleanup(self.stop, agent)
 
+    def replicated(self, *names, hold=False, failing=False, **kwargs):
+        """
+        Write a deployment of one new dataset, primary ``a`` with a replica
+        wanted on ``b``, then start the agents on ``names`` (default all).
+
+        :param hold: the peer from ``a`` to ``b`` holds its streams.
+        :param failing: its streams fail.
+        :param kwargs: for each agent.
+        :return: ``(dataset id, that ControlledPeer)``.
+        """
+        x = new_id()
+        peer = self.peer("a", "b.example")
+        peer.hold, peer.failing = hold, failing
+        self.deployment([(x, "a", ["b"], [])])
+        self.start(*names, **kwargs)
+        return x, peer
+
+    def lone_agent(self, peer, **kwargs):
+        """
+        A (not started) agent on ``a`` whose every peer is ``peer``.
+        """
+        return AgentService(self.clock, self.nodes["a"].backend, self.path,
+                            lambda address: peer, open_files=lambda path: succeed([]),
+                            **kwargs)
+
+    def crashing_agent(self, name, step):
+        """
+        A (not started) agent on ``name`` whose replicator dies at ``step``
+        of a handoff (see :data:`STEPS`).
+
+        :return: ``(agent, list of the steps it died at)``.
+        """
+        crashed = []
+
+        def crash(reached):
+            if reached == step:
+                crashed.append(reached)
+                raise SimulatedCrash(reached)
+        replicator = Replicator(self.nodes[name].backend, self.clock, faults=crash,
+                                open_writers=lambda path: succeed([]))
+        return self.agent(name, replicator=replicator), crashed
+
     def stop(self, agent):
         if agent.running:
             d = agent.stopService()
@@ -192,6 +235,25 @@ class Cluster(object):
 
 class _Absent(object):
     writable = False
+
+
+@implementer(IPeer)
+class StubPeer(object):
+    """
+    An ``IPeer`` at ``b.example`` whose ``call`` returns ``answer(verb)``;
+    it is never asked to stream.
+    """
+
+    address = "b.example"
+
+    def __init__(self, answer):
+        self._answer = answer
+
+    def call(self, verb, *args):
+        return self._answer(verb)
+
+    def stream(self, *args, **kwargs):
+        raise AssertionError("no stream expected")
 
 
 def new_id():
@@ -250,10 +312,7 @@ class ConvergenceTests(SynchronousTestCase):
         ``replication_interval`` has passed since the last push, not before.
         """
         cluster = Cluster(self)
-        x = new_id()
-        peer = cluster.peer("a", "b.example")
-        cluster.deployment([(x, "a", ["b"], [])])
-        cluster.start(replication_interval=10.0)
+        x, peer = cluster.replicated(replication_interval=10.0)
         self.assertEqual((cluster.holding(x), peer.streams), (["a", "b"], [0.0]))
         cluster.path_of("a", x, "f").setContent(b"written after convergence")
         cluster.advance(9)
@@ -272,10 +331,7 @@ class ConvergenceTests(SynchronousTestCase):
         more, however long the agent runs.
         """
         cluster = Cluster(self)
-        x = new_id()
-        peer = cluster.peer("a", "b.example")
-        cluster.deployment([(x, "a", ["b"], [])])
-        cluster.start(replication_interval=None)
+        x, peer = cluster.replicated(replication_interval=None)
         cluster.path_of("a", x, "f").setContent(b"kept on a")
         cluster.advance(100)
         self.assertEqual((cluster.path_of("b", x, "f").exists(), peer.streams),
@@ -288,10 +344,7 @@ class ConvergenceTests(SynchronousTestCase):
         for a whole interval.
         """
         cluster = Cluster(self)
-        x = new_id()
-        peer = cluster.peer("a", "b.example")
-        cluster.deployment([(x, "a", ["b"], [])])
-        cluster.start("a")
+        x, peer = cluster.replicated("a")
         self.successResultOf(cluster.agents["a"].stopService())
         cluster.path_of("a", x, "f").setContent(b"written while stopped")
         cluster.advance(5)
@@ -497,12 +550,8 @@ class ConcurrencyTests(SynchronousTestCase):
         that dataset; they log it as busy.  Once the push ends it is done.
         """
         cluster = Cluster(self)
-        x = new_id()
-        cluster.peer("a", "b.example").hold = True
-        cluster.deployment([(x, "a", ["b"], [])])
-        cluster.start("a")
+        x, peer = cluster.replicated("a", hold=True)
         cluster.advance(3)
-        peer = cluster.peer("a", "b.example")
         self.assertEqual((len(peer.streams), len(peer.held), peer.iterations()),
                          (1, 1, [0.0, 1.0, 2.0, 3.0]))
         self.assertEqual(cluster.agents["a"].in_flight(), [x])
@@ -581,11 +630,7 @@ class BackoffTests(SynchronousTestCase):
         again.
         """
         cluster = Cluster(self)
-        x = new_id()
-        peer = cluster.peer("a", "b.example")
-        peer.failing = True
-        cluster.deployment([(x, "a", ["b"], [])])
-        cluster.start("a", max_backoff=5.0)
+        x, peer = cluster.replicated("a", failing=True, max_backoff=5.0)
         cluster.advance(16)
         self.assertEqual(peer.streams, [0.0, 2.0, 6.0, 11.0, 16.0])
         peer.failing = False
@@ -630,18 +675,24 @@ class StopTests(SynchronousTestCase):
         cluster.advance(10)
         self.assertEqual(cluster.peer("a", "b.example").iterations(), [0.0])
 
+    def stopping(self, grace):
+        """
+        Agent ``a`` pushing a new dataset to ``b`` (the stream held), then
+        asked to stop with ``stop_grace=grace``.
+
+        :return: ``(cluster, dataset id, the held ControlledPeer, the
+            Deferred stopService returned)``.
+        """
+        cluster = Cluster(self)
+        x, peer = cluster.replicated("a", hold=True, stop_grace=grace)
+        return cluster, x, peer, cluster.agents["a"].stopService()
+
     def test_in_flight_finishes(self):
         """
         A push that ends within the grace period ends normally, and only
         then does the stop complete.
         """
-        cluster = Cluster(self)
-        x = new_id()
-        peer = cluster.peer("a", "b.example")
-        peer.hold = True
-        cluster.deployment([(x, "a", ["b"], [])])
-        cluster.start("a", stop_grace=30.0)
-        d = cluster.agents["a"].stopService()
+        cluster, x, peer, d = self.stopping(30.0)
         cluster.advance(29)
         self.assertNoResult(d)
         self.assertEqual(peer.iterations(), [0.0])
@@ -655,13 +706,7 @@ class StopTests(SynchronousTestCase):
         stop then completes, the dataset is still writable on its owner
         only, and the next agent completes the push.
         """
-        cluster = Cluster(self)
-        x = new_id()
-        peer = cluster.peer("a", "b.example")
-        peer.hold = True
-        cluster.deployment([(x, "a", ["b"], [])])
-        cluster.start("a", stop_grace=30.0)
-        d = cluster.agents["a"].stopService()
+        cluster, x, peer, d = self.stopping(30.0)
         cluster.advance(29)
         self.assertNoResult(d)
         cluster.advance(1)
@@ -677,13 +722,7 @@ class StopTests(SynchronousTestCase):
         Each ``stopService`` caller gets its own ``Deferred``, fired when the
         changes in flight end; the grace period is not restarted.
         """
-        cluster = Cluster(self)
-        x = new_id()
-        peer = cluster.peer("a", "b.example")
-        peer.hold = True
-        cluster.deployment([(x, "a", ["b"], [])])
-        cluster.start("a", stop_grace=10.0)
-        first = cluster.agents["a"].stopService()
+        cluster, x, peer, first = self.stopping(10.0)
         cluster.advance(6)
         second = cluster.agents["a"].stopService()
         cluster.advance(4)
@@ -696,13 +735,7 @@ class StopTests(SynchronousTestCase):
         Started again during the grace period, the agent lets the change in
         flight finish instead of cancelling it, and iterates again.
         """
-        cluster = Cluster(self)
-        x = new_id()
-        peer = cluster.peer("a", "b.example")
-        peer.hold = True
-        cluster.deployment([(x, "a", ["b"], [])])
-        cluster.start("a", stop_grace=10.0)
-        stopped = cluster.agents["a"].stopService()
+        cluster, x, peer, stopped = self.stopping(10.0)
         cluster.advance(5)
         cluster.agents["a"].startService()
         cluster.advance(10)
@@ -747,6 +780,30 @@ class StopTests(SynchronousTestCase):
         self.successResultOf(d)
         self.assertEqual([argv[1] for argv in fake.cancelled], ["create"])
 
+    def crash_during_move(self, step, replicas):
+        """
+        A dataset written on ``a``, the file then naming ``b`` as its
+        primary (with ``replicas``); ``b``'s agent runs, ``a``'s dies at
+        ``step`` of the handoff (checked: with at most one writable copy
+        left) and is stopped, as after a crash.
+
+        :return: ``(cluster, dataset id)``.
+        """
+        cluster = Cluster(self)
+        x = new_id()
+        cluster.deployment([(x, "a", replicas, [])])
+        cluster.start("b")
+        crashing, crashed = cluster.crashing_agent("a", step)
+        crashing.startService()
+        cluster.path_of("a", x, "f").setContent(b"latest")
+        cluster.deployment([(x, "b", replicas, [])])
+        cluster.advance()
+        self.assertEqual(crashed, [step])
+        self.assertTrue(len(cluster.writable(x)) <= 1, step)
+        # The process dies: nothing of it survives but the pools.
+        self.successResultOf(crashing.stopService())
+        return cluster, x
+
     def test_restart_after_crash(self):
         """
         An agent that dies at any step of a handoff (the replicator's fault
@@ -755,28 +812,7 @@ class StopTests(SynchronousTestCase):
         data, the old owner a replica without a handoff marker.
         """
         for step in STEPS:
-            cluster = Cluster(self)
-            x = new_id()
-            cluster.deployment([(x, "a", ["b"], [])])
-            cluster.start("b")
-            node = cluster.nodes["a"]
-            crashed = []
-
-            def crash(name, step=step, crashed=crashed):
-                if name == step:
-                    crashed.append(name)
-                    raise SimulatedCrash(name)
-            crashing = cluster.agent("a", replicator=Replicator(
-                node.backend, cluster.clock, faults=crash,
-                open_writers=lambda path: succeed([])))
-            crashing.startService()
-            cluster.path_of("a", x, "f").setContent(b"latest")
-            cluster.deployment([(x, "b", ["a"], [])])
-            cluster.advance()
-            self.assertEqual(crashed, [step])
-            self.assertTrue(len(cluster.writable(x)) <= 1, step)
-            # The process dies: nothing of it survives but the pools.
-            self.successResultOf(crashing.stopService())
+            cluster, x = self.crash_during_move(step, ["a"])
             cluster.start("a")
             cluster.advance(3)
             self.assertEqual((step, cluster.writable(x)), (step, ["b"]))
@@ -794,23 +830,7 @@ class StopTests(SynchronousTestCase):
         the latest data and no handoff marker left.
         """
         for step in STEPS:
-            cluster = Cluster(self)
-            x = new_id()
-            cluster.deployment([(x, "a", [], [])])
-            cluster.start("b")
-            node = cluster.nodes["a"]
-
-            def crash(name, step=step):
-                if name == step:
-                    raise SimulatedCrash(name)
-            crashing = cluster.agent("a", replicator=Replicator(
-                node.backend, cluster.clock, faults=crash,
-                open_writers=lambda path: succeed([])))
-            crashing.startService()
-            cluster.path_of("a", x, "f").setContent(b"latest")
-            cluster.deployment([(x, "b", [], [])])
-            cluster.advance()
-            self.successResultOf(crashing.stopService())
+            cluster, x = self.crash_during_move(step, [])
             cluster.deployment([(x, "a", [], [])])
             cluster.start("a")
             cluster.advance(10)
@@ -834,9 +854,7 @@ class LoggingTests(SynchronousTestCase):
         and the changes.
         """
         cluster = Cluster(self)
-        x = new_id()
-        cluster.deployment([(x, "a", ["b"], [])])
-        cluster.start("a")
+        x, _ = cluster.replicated("a")
         iteration = LoggedAction.of_type(logger.messages, AGENT_ITERATION)[0]
         self.assertEqual((iteration.succeeded, iteration.start_message["node_uuid"],
                           iteration.end_message["started"], iteration.end_message["skipped"],
@@ -859,10 +877,7 @@ class LoggingTests(SynchronousTestCase):
         A failed change is logged with its dataset and reason.
         """
         cluster = Cluster(self)
-        x = new_id()
-        cluster.peer("a", "b.example").failing = True
-        cluster.deployment([(x, "a", ["b"], [])])
-        cluster.start("a")
+        x, _ = cluster.replicated("a", failing=True)
         failed = LoggedMessage.of_type(logger.messages, "flocker_zfs:agent:change_failed")
         self.assertEqual((failed[0].message["dataset_id"], failed[0].message["error"]),
                          (x, "TransferFailed"))
@@ -876,21 +891,10 @@ class LoggingTests(SynchronousTestCase):
         """
         cluster = Cluster(self)
         cluster.deployment([])
-
-        @implementer(IPeer)
-        class Old(object):
-            address = "b.example"
-
-            def call(self, verb, *args):
-                try:
-                    raise ProtocolError("unknown peer request %r (known: hello)" % (verb,))
-                except ProtocolError as error:
-                    return fail(RemoteError("b.example", "ProtocolError", str(error), ""))
-
-            def stream(self, *args, **kwargs):
-                raise AssertionError("no stream expected")
-        agent = AgentService(cluster.clock, cluster.nodes["a"].backend, cluster.path,
-                             lambda address: Old(), open_files=lambda path: succeed([]))
+        old = StubPeer(lambda verb: fail(RemoteError(
+            "b.example", "ProtocolError",
+            str(ProtocolError("unknown peer request %r (known: hello)" % (verb,))), "")))
+        agent = cluster.lone_agent(old)
         agent.startService()
         self.addCleanup(agent.stopService)
         queried = LoggedAction.of_type(logger.messages, AGENT_CLUSTER_STATE)[0]
@@ -907,20 +911,10 @@ class LoggingTests(SynchronousTestCase):
         cluster.deployment([])
         asked = []
 
-        @implementer(IPeer)
-        class Silent(object):
-            address = "b.example"
-
-            def call(self, verb, *args):
-                d = Deferred(lambda _: asked.append("cancelled"))
-                asked.append(verb)
-                return d
-
-            def stream(self, *args, **kwargs):
-                raise AssertionError("no stream expected")
-        agent = AgentService(cluster.clock, cluster.nodes["a"].backend, cluster.path,
-                             lambda address: Silent(), query_timeout=7.0, poll_interval=POLL,
-                             open_files=lambda path: succeed([]))
+        def silent(verb):
+            asked.append(verb)
+            return Deferred(lambda _: asked.append("cancelled"))
+        agent = cluster.lone_agent(StubPeer(silent), query_timeout=7.0, poll_interval=POLL)
         agent.startService()
         self.addCleanup(agent.stopService)
         cluster.clock.advance(7)
@@ -981,6 +975,16 @@ class FromConfigTests(SynchronousTestCase):
     ``agent_from_config``: the agent an ``agent.yml`` describes.
     """
 
+    def fake(self, pool="flocker"):
+        """
+        :return: a :class:`FakeZFS` with ``pool`` (none if ``None``).
+        """
+        fake = FakeZFS()
+        if pool is not None:
+            fake.add_pool(pool)
+        self.addCleanup(fake.unmount_all)
+        return fake
+
     def config(self, pool="flocker", extra=""):
         root = os.path.abspath(self.mktemp())
         os.makedirs(root)
@@ -1005,10 +1009,7 @@ class FromConfigTests(SynchronousTestCase):
         timeout); its default peers are SSH peers to each node's address and
         port.
         """
-        fake = FakeZFS()
-        fake.add_pool("flocker")
-        self.addCleanup(fake.unmount_all)
-        from twisted.internet.task import Clock
+        fake = self.fake()
         agent = self.successResultOf(agent_from_config(Clock(), self.config(), runner=fake))
         self.assertEqual((agent.backend.pool, agent.backend.capabilities.implementation,
                           agent.deployment_file.path, agent.poll_interval, agent.max_parallel),
@@ -1025,10 +1026,7 @@ class FromConfigTests(SynchronousTestCase):
         """
         A given ``make_peer`` is used instead of SSH.
         """
-        fake = FakeZFS()
-        fake.add_pool("flocker")
-        self.addCleanup(fake.unmount_all)
-        from twisted.internet.task import Clock
+        fake = self.fake()
         made = object()
         agent = self.successResultOf(agent_from_config(
             Clock(), self.config(), runner=fake, make_peer=lambda address: made))
@@ -1038,10 +1036,7 @@ class FromConfigTests(SynchronousTestCase):
         """
         Tuning keys left out of ``agent.yml`` get the agent's defaults.
         """
-        fake = FakeZFS()
-        fake.add_pool("flocker")
-        self.addCleanup(fake.unmount_all)
-        from twisted.internet.task import Clock
+        fake = self.fake()
         config = parse_config("dataset: {backend: zfs, node_file: %s, mount_root: %s}" % (
             os.path.abspath(self.mktemp()), os.path.abspath(self.mktemp())))
         agent = self.successResultOf(agent_from_config(Clock(), config, runner=fake))
@@ -1053,8 +1048,7 @@ class FromConfigTests(SynchronousTestCase):
         """
         A pool that does not exist fails with ``PoolNotFound``.
         """
-        fake = FakeZFS()
-        from twisted.internet.task import Clock
+        fake = self.fake(pool=None)
         self.failureResultOf(agent_from_config(Clock(), self.config(pool="nowhere"),
                                                runner=fake), PoolNotFound)
 
@@ -1073,18 +1067,8 @@ class CancelledErrorTests(SynchronousTestCase):
         x = new_id()
         cluster.deployment([(x, "a", [], [])])
         cancelled = []
-
-        @implementer(IPeer)
-        class Silent(object):
-            address = "b.example"
-
-            def call(self, verb, *args):
-                return Deferred(lambda _: cancelled.append(verb))
-
-            def stream(self, *args, **kwargs):
-                raise AssertionError("no stream expected")
-        agent = AgentService(cluster.clock, cluster.nodes["a"].backend, cluster.path,
-                             lambda address: Silent(), open_files=lambda path: succeed([]))
+        agent = cluster.lone_agent(StubPeer(
+            lambda verb: Deferred(lambda _: cancelled.append(verb))))
         agent.startService()
         self.successResultOf(agent.stopService())
         self.assertEqual(cancelled, [DATASETS])
