@@ -27,12 +27,13 @@ from ._initsteps import (
     DEFAULT_AUTHORIZED_KEYS, SCAN_ARGUMENT, STATE_FILE, InitRefused, NoHostKey, ToolFailed,
     ToolMissing, authorized_keys_line, decide_host_key, host_token, key_refusal,
     known_hosts_line, load_peer_key, load_state, os_reason, parse_keyscan, parse_known_hosts,
-    parse_pool_size, parse_public_key, read_key_head, read_keys_file, read_public_key, run_tool,
-    save_state, serve_argv, setting, split_authorized_line, validate_peer_from)
+    parse_pool_size, parse_public_key, read_key_head, read_keys_file, read_public_key,
+    require_tools, run_tool, save_state, serve_argv, setting, split_authorized_line,
+    validate_peer_from)
 from ._runner import ProcessRunner
 from ._sizes import human_size
 from ._ssh import parse_peer, validate_path, validate_port
-from .errors import ConfigError, ZFSError
+from .errors import ConfigError, ZFSError, ZFSNotInstalled
 from .names import validate_mount_root, validate_pool_name
 from .node import load_node_uuid
 
@@ -199,12 +200,29 @@ class _Init(object):
         pools = listing.decode("utf-8", "replace").split()
         self.state = load_state(self.state_path)
         await self._inspect_pool(self.pool in pools)
+        await self._check_tools()
         self.identity_existed = os.path.exists(self.node_file)
         if self.identity_existed:
             self.node_uuid = load_node_uuid(self.node_file, create=False)
         await self._inspect_key()
         await self._inspect_host_keys()
         self._inspect_authorized_keys()
+
+    async def _check_tools(self):
+        """
+        Every program init runs is installed, before it changes anything (a
+        pool made before a missing ssh-keygen is found would be left
+        behind): zpool (just run), zfs, ssh-keygen, and ssh-keyscan for
+        ``--peer``.
+        """
+        try:
+            await self.zfs.run(commands.version())
+        except ZFSNotInstalled:
+            raise
+        except ZFSError:
+            pass    # zfs-fuse has no `zfs version`: it ran
+        await require_tools(self.tools, ["ssh-keygen"] + (["ssh-keyscan"] if self.peers else []),
+                            "init")
 
     async def _pool_guid(self):
         argv = commands.get_properties(self.pool, recursive=False, properties=("guid",))

@@ -85,6 +85,38 @@ class ToolMissing(ToolFailed):
     fix = "Install openssh-client (`apt-get install openssh-client`)."
 
 
+class ToolsMissing(ToolMissing):
+    """
+    Programs a command needs are not installed (found before it changed
+    anything).
+    """
+
+    def __init__(self, what, names):
+        FlockerZFSError.__init__(self, "%s needs %s, which %s not installed" % (
+            what, " and ".join(names), "is" if len(names) == 1 else "are"))
+        self.argv = tuple(names)
+
+
+async def require_tools(tools, names, what):
+    """
+    Check that each OpenSSH program in ``names`` can be run, by running it
+    with ``-?`` (which only prints its usage).
+
+    :param str what: who needs them, for the message (``"init"``).
+    :raises ToolsMissing: naming every one that is missing.
+    """
+    missing = []
+    for name in names:
+        try:
+            await run_tool(tools, [name, "-?"], timeout=10.0)
+        except ToolMissing:
+            missing.append(name)
+        except ToolFailed:
+            pass        # it ran: the usage exits non-zero
+    if missing:
+        raise ToolsMissing(what, missing)
+
+
 class NoHostKey(FlockerZFSError):
     """
     ``ssh-keyscan`` got no host key from a peer.

@@ -86,6 +86,9 @@ class FakeSSHTools(object):
         if argv[0] in self.missing:
             return fail(ZFSNotInstalled(argv=argv, status=127,
                                         stderr=b"%s: command not found" % (argv[0].encode(),)))
+        if argv[1:] == ["-?"]:
+            return fail(error_for(argv, 1, b"unknown option -- ?\nusage: %s ...\n"
+                                  % (argv[0].encode(),)))
         try:
             stdout = getattr(self, "_" + argv[0].replace("-", "_"))(argv[1:])
         except _Exit as exit:
@@ -333,7 +336,7 @@ class InitTests(SynchronousTestCase):
         self.assertFalse([argv for argv in node.fake.commands[commands:]
                           if argv[:2] == ("zpool", "create")])
         generated = [argv for argv in node.tools.commands
-                     if argv[0] == "ssh-keygen" and "-y" not in argv]
+                     if argv[0] == "ssh-keygen" and "-t" in argv]
         self.assertEqual(len(generated), 1)
         report = json.loads(out)
         self.assertEqual(report["created"], [])
@@ -604,13 +607,46 @@ class InitTests(SynchronousTestCase):
         """
         node = self.node
         before = node.files()
-        for tool, argv in [("ssh-keyscan", ("--peer", "10.0.0.12:2222")), ("ssh-keygen", ())]:
-            node.tools.missing = {tool}
+        for missing, argv, said in [
+                ({"ssh-keyscan"}, ("--peer", "10.0.0.12:2222"),
+                 "ssh-keyscan, which is not installed"),
+                ({"ssh-keygen"}, (), "ssh-keygen, which is not installed"),
+                ({"ssh-keygen", "ssh-keyscan"}, ("--peer", "10.0.0.12:2222"),
+                 "ssh-keygen and ssh-keyscan, which are not installed")]:
+            node.tools.missing = missing
             status, out, err = node.init(*argv)
-            self.assertEqual((tool, status, out, err.count("\n")), (tool, 1, "", 1))
-            self.assertIn("%s is not installed. Fix: Install openssh-client" % (tool,), err)
-            if tool == "ssh-keyscan":
-                self.assertEqual(node.files(), before)
+            self.assertEqual((said, status, out, err.count("\n")), (said, 1, "", 1))
+            self.assertIn("error: init needs %s. Fix: Install openssh-client" % (said,), err)
+            self.assertEqual(node.files(), before)
+            self.assertEqual(node.fake.pools(), [])
+
+    def test_ssh_keyscan_only_for_peers(self):
+        """
+        Without ``--peer`` ssh-keyscan is not needed.
+        """
+        self.node.tools.missing = {"ssh-keyscan"}
+        self.assertEqual(self.node.init()[:1], (0,))
+
+    def test_zfs_command_missing(self):
+        """
+        A zpool without a zfs command (a broken install) is found before the
+        pool is made.
+        """
+        node = self.node
+        zfs = node.zfs
+
+        class WithoutZFS(object):
+            def run(self, argv, errors=(), timeout=None):
+                if argv[0] == "zfs":
+                    return fail(ZFSNotInstalled(argv=argv, status=127,
+                                                stderr=b"zfs: command not found"))
+                return zfs.run(argv, errors, timeout)
+        before = node.files()
+        status, out, err = run_command(self, node.init_argv(), WithoutZFS(), node.tools)
+        self.assertEqual((status, out, err.count("\n")), (1, "", 1))
+        self.assertIn("zfs", err)
+        self.assertIn("apt-get install", err)
+        self.assertEqual((node.files(), node.fake.pools()), (before, []))
 
     def test_adopted_key_without_ssh_keygen(self):
         """
@@ -623,7 +659,7 @@ class InitTests(SynchronousTestCase):
         node.tools.missing = {"ssh-keygen"}
         status, _, err = node.init("--adopt-existing-key")
         self.assertEqual(status, 1)
-        self.assertIn("ssh-keygen is not installed", err)
+        self.assertIn("ssh-keygen, which is not installed", err)
         self.assertNotIn("passphrase", err)
 
     def test_port_22_entry(self):
