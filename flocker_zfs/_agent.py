@@ -44,6 +44,7 @@ from ._actions import AGENT_CLUSTER_STATE, AGENT_DEPLOYMENT, AGENT_ITERATION
 from ._backend import _deferred
 from ._deployer import ClusterState, calculate_changes, discover_state, node_state_from_json
 from ._deployment import parse_deployment
+from ._yamlsource import decode_text, read_source
 from ._plugin import backend_from_config
 from ._protocol import DATASETS, is_unknown_verb
 from ._replication import Replicator
@@ -125,40 +126,31 @@ class _DeploymentFile(object):
 
     def read(self):
         """
+        Read the file (on the reactor thread: a pipe or a device at the path
+        is refused, never waited on or read).
+
         :return: ``True`` if the content changed since the last read.
         :raises ConfigError: the new content is unreadable or invalid
             (raised once per change; :attr:`good` is kept).
         """
         try:
-            with open(self.path, "rb") as handle:
-                content = handle.read(MAX_DEPLOYMENT_BYTES + 1)
-        except OSError as error:
+            content = read_source(
+                self.path, MAX_DEPLOYMENT_BYTES, "deployment file",
+                fix="Point the dataset section's deployment key at the deployment YAML "
+                    "file (see docs/deployer.rst).",
+                missing_fix="Create it (see docs/deployer.rst); the agent reads it again "
+                            "on every iteration.")
+        except ConfigError as error:
             content = error
         if content == self._seen or (
-                isinstance(content, OSError) and isinstance(self._seen, OSError)
-                and content.errno == self._seen.errno):
+                isinstance(content, ConfigError) and isinstance(self._seen, ConfigError)
+                and str(content) == str(self._seen)):
             return False
         self._seen = content
         try:
-            if isinstance(content, OSError):
-                raise ConfigError(
-                    "cannot read the deployment file %s: %s"
-                    % (self.path, content.strerror or content),
-                    fix="Create it (see docs/agent.rst) or fix its permissions; the agent "
-                        "reads it again on every iteration.")
-            if len(content) > MAX_DEPLOYMENT_BYTES:
-                raise ConfigError(
-                    "the deployment file %s is larger than %d bytes: is it the right file?"
-                    % (self.path, MAX_DEPLOYMENT_BYTES),
-                    fix="Point the dataset section's deployment key at the deployment "
-                        "YAML file.")
-            try:
-                text = content.decode("utf-8")
-            except UnicodeDecodeError as error:
-                raise ConfigError("the deployment file %s is not UTF-8 text (byte %d)"
-                                  % (self.path, error.start),
-                                  fix="Save it as UTF-8 YAML.")
-            self.good = parse_deployment(text, source=self.path)
+            if isinstance(content, ConfigError):
+                raise content
+            self.good = parse_deployment(decode_text(content, self.path), source=self.path)
         except ConfigError as error:
             self.error = error
             raise

@@ -504,7 +504,7 @@ class DeploymentFileTests(SynchronousTestCase):
                    LoggedAction.of_type(logger.messages, AGENT_DEPLOYMENT)
                    if not action.succeeded]
         self.assertEqual(len(reasons), 2)
-        self.assertIn("cannot read the deployment file", reasons[0])
+        self.assertIn(cluster.path + ": no such file", reasons[0])
         self.assertIn("nodes", reasons[1])
 
     @capture_logging(None)
@@ -519,6 +519,27 @@ class DeploymentFileTests(SynchronousTestCase):
         failed, = [action for action in LoggedAction.of_type(logger.messages, AGENT_DEPLOYMENT)
                    if not action.succeeded]
         self.assertIn("larger than 100 bytes", failed.end_message["reason"])
+
+    @capture_logging(None)
+    def test_not_a_file(self, logger):
+        """
+        A named pipe (or a directory) at the path is refused without
+        waiting for a writer: the agent goes on iterating, and converges once
+        a file is there.
+        """
+        cluster = Cluster(self)
+        os.mkfifo(cluster.path)
+        cluster.start("a")
+        cluster.advance(2)
+        failed, = [action for action in LoggedAction.of_type(logger.messages, AGENT_DEPLOYMENT)
+                   if not action.succeeded]
+        self.assertIn("is not a regular file", failed.end_message["reason"])
+        self.assertEqual(cluster.peers, {})
+        os.remove(cluster.path)
+        x = new_id()
+        cluster.deployment([(x, "a", [], [])])
+        cluster.advance()
+        self.assertEqual(cluster.holding(x), ["a"])
 
     @capture_logging(None)
     def test_not_in_deployment(self, logger):
