@@ -29,6 +29,7 @@ from ._backend import MINIMUM_SIZE
 from ._files import read_bounded
 from ._sizes import InvalidSize, parse_size
 from ._ssh import canonical_host, validate_host
+from ._yamlsource import NOTHING, decode_text, load_yaml
 from .errors import ConfigError, InvalidName
 from .names import is_dataset_id, shown
 
@@ -265,23 +266,40 @@ def _deployment(document):
     return Deployment(nodes=nodes, datasets=datasets)
 
 
+def _key_paths(root):
+    """
+    For :func:`~flocker_zfs._yamlsource.load_yaml`: every mapping of the
+    document, whose keys must be unique, with the path of its keys as
+    messages name them (``datasets[0].``), found by walking the node tree.
+
+    :return: ``[(mapping node, None, prefix)]``, each mapping once.
+    """
+    found, seen, todo = [], set(), [(root, "")]
+    while todo:
+        node, path = todo.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            found.append((node, None, path + "." if path else ""))
+            for key_node, value_node in node.value:
+                key = key_node.value if isinstance(key_node, yaml.ScalarNode) else "?"
+                todo.append((value_node, "%s.%s" % (path, key) if path else key))
+        elif isinstance(node, yaml.SequenceNode):
+            todo.extend((item, "%s[%d]" % (path, i)) for i, item in enumerate(node.value))
+    return found
+
+
 def _load_yaml(text, source):
-    try:
-        return yaml.safe_load(text)
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        where = "" if mark is None else ":%d:%d" % (mark.line + 1, mark.column + 1)
-        problem = error.problem or error.context or "malformed"
-        raise ConfigError("%s%s: malformed YAML: %s" % (source, where, problem),
-                          fix="Fix the YAML syntax at that line and column.")
-    except yaml.YAMLError as error:
-        raise ConfigError("%s: malformed YAML: %s" % (source, str(error).splitlines()[0]),
-                          fix="Fix the YAML syntax.")
-    except (ValueError, TypeError, OverflowError, RecursionError) as error:
-        # safe_load's constructors raise these for values that look like a
-        # type but are not one (an impossible date such as 2001-02-30).
-        raise ConfigError("%s: YAML value cannot be read: %s" % (source, error),
-                          fix="Quote the value if it is meant as a string.")
+    """
+    :return: the document (``None`` for an empty one).
+    :raises ConfigError: malformed YAML, a value the safe loader cannot
+        build, or a key repeated in any mapping (YAML would silently keep
+        the last: the whole file is refused), naming line and column.
+    """
+    document = load_yaml(text, source, unique=_key_paths,
+                         format_fix="docs/deployer.rst describes the format.")
+    return None if document is NOTHING else document
 
 
 def parse_deployment(text, source="<string>"):
@@ -292,7 +310,7 @@ def parse_deployment(text, source="<string>"):
     :param str source: where it came from, for messages.
     :return: a :class:`Deployment`.
     :raises ConfigError: naming ``source``, the key path and the problem;
-        for malformed YAML, its line and column.
+        for malformed YAML and repeated keys, the line and column too.
     """
     document = _load_yaml(text, source)
     try:
@@ -318,9 +336,4 @@ def load_deployment(path):
         raise ConfigError("cannot read deployment file %s: %s"
                           % (path, error.strerror or error),
                           fix="Check that the file exists and is readable.")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise ConfigError("%s: not UTF-8 text (byte %d)" % (path, error.start),
-                          fix="Save the file as UTF-8.")
-    return parse_deployment(text, source=path)
+    return parse_deployment(decode_text(data, path), source=path)

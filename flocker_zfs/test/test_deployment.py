@@ -126,14 +126,53 @@ class DeploymentErrorTests(SynchronousTestCase):
         """
         Malformed YAML is reported with its line and column.
         """
-        self.assertMessage("nodes:\n  - uuid: [x\n", "deploy.yml:3:1: malformed YAML")
-        self.assertMessage("nodes: {\n", "deploy.yml:2:1: malformed YAML")
+        self.assertMessage("nodes:\n  - uuid: [x\n",
+                           "deploy.yml: malformed YAML at line 3, column 1: ")
+        self.assertMessage("nodes: {\n", "deploy.yml: malformed YAML at line 2, column 1: ")
+
+    def test_duplicate_keys(self):
+        """
+        A key given twice anywhere rejects the whole file (YAML would keep
+        the last one silently), naming the file, the line and column of
+        the repeat and of the first, and the key's path.
+        """
+        for text, where in [
+                ("nodes:\n  - {uuid: %s, address: h}\n  - {uuid: %s, address: i}\n"
+                 "datasets:\n  - {id: %s, primary: %s, primary: %s}\n" % (A, B, D1, A, B),
+                 "line 5, column 95: duplicate key datasets[0].primary (first at line 5, "
+                 "column 48)"),
+                ("datasets: []\nnodes: []\ndatasets: []\n",
+                 "line 3, column 1: duplicate key datasets (first at line 1, column 1)"),
+                ("nodes:\n  - uuid: %s\n    address: h\n    address: i\n" % (A,),
+                 "line 4, column 5: duplicate key nodes[0].address (first at line 3, "
+                 "column 5)"),
+                ("nodes: []\ndatasets:\n  - {id: %s, primary: %s}\n"
+                 "  - {id: %s, primary: %s, deleted: true, deleted: false}\n" % (D2, A, D1, A),
+                 "line 4, column 110: duplicate key datasets[1].deleted (first at line 4, "
+                 "column 95)")]:
+            message = self.error(text)
+            self.assertEqual(message.split(". Fix: ")[0], "deploy.yml: " + where)
+            self.assertIn("Keep one of them", message)
+
+    def test_duplicate_keys_loaded(self):
+        """
+        ``load_deployment`` refuses them too, naming the file.
+        """
+        path = self.mktemp()
+        with open(path, "w") as handle:
+            handle.write("nodes: []\nnodes: []\n")
+        with self.assertRaises(ConfigError) as caught:
+            load_deployment(path)
+        self.assertEqual(caught.exception.summary(), "%s: line 2, column 1: duplicate key "
+                                                     "nodes (first at line 1, column 1)" % (path,))
 
     def test_impossible_date(self):
         """
         A value YAML reads as an impossible date is a ConfigError, not a crash.
         """
-        self.assertMessage("nodes: 2001-02-30\n", "cannot be read", "day is out of range")
+        self.assertMessage("nodes: 2001-02-30\n",
+                           "line 1, column 8: cannot read '2001-02-30' as timestamp",
+                           "day is out of range")
 
     def test_top_not_mapping(self):
         """
