@@ -17,8 +17,8 @@ import traceback
 from eliot import FileDestination, add_destinations, remove_destination
 
 from ._actions import (
-    AGENT_DEPLOYMENT, AGENT_ITERATION, CHANGE_CREATE, CHANGE_DELETE, CHANGE_HANDOFF,
-    CHANGE_PUSH, CHANGE_RECOVER, CHANGE_RESIZE)
+    AGENT_CLUSTER_STATE, AGENT_DEPLOYMENT, AGENT_ITERATION, CHANGE_CREATE, CHANGE_DELETE,
+    CHANGE_HANDOFF, CHANGE_PUSH, CHANGE_RECOVER, CHANGE_RESIZE)
 from ._sizes import human_size
 from .errors import ConfigError
 
@@ -356,34 +356,98 @@ class LogFile(object):
         self._file.close()
 
 
+def _cancelled(message):
+    """
+    :return: whether a failed action's end message is a cancellation (the
+        agent stopping), also when it is wrapped: a ``DeferredList``'s
+        ``FirstError`` names the ``CancelledError`` only in its text.
+    """
+    return "CancelledError" in "%s %s" % (message.get("exception", ""),
+                                          message.get("reason", ""))
+
+
 class AgentConsole(object):
     """
-    An eliot destination printing one line on ``err`` for each failed agent
-    iteration, deployment file read or state change, so a running agent's
-    trouble shows without a log file.  Cancellations (stopping) are quiet.
+    An eliot destination printing on ``err`` what a running agent's operator
+    must see, without a log file:
+
+    - each failed iteration, deployment file read or state change, one line
+      each time;
+    - each change of situation, once: a peer becoming unreachable (with the
+      reason; again if the reason changes) and reachable again; this node
+      not listed in the deployment file, and listed again.
+
+    Cancellations (the agent stopping) are quiet.
     """
 
-    _WATCHED = (AGENT_ITERATION, AGENT_DEPLOYMENT, CHANGE_CREATE, CHANGE_RESIZE,
-                CHANGE_PUSH, CHANGE_HANDOFF, CHANGE_RECOVER, CHANGE_DELETE)
+    _FAILURES = (AGENT_ITERATION, AGENT_DEPLOYMENT, CHANGE_CREATE, CHANGE_RESIZE,
+                 CHANGE_PUSH, CHANGE_HANDOFF, CHANGE_RECOVER, CHANGE_DELETE)
+    _WATCHED = _FAILURES + (AGENT_CLUSTER_STATE,)
+    NOT_LISTED = "flocker_zfs:agent:not_in_deployment"
 
     def __init__(self, err):
         self._err = err
-        self._started = {}   # (task_uuid, action's level) -> dataset_id
+        self._started = {}      # (task_uuid, action's level) -> its start message
+        self._unreachable = {}  # node uuid -> reason, while unreachable
+        self._not_listed = None     # (node uuid, path) while this node is not listed
+        self._not_listed_in = set()     # iterations (task uuids) that said so
+
+    def _say(self, text):
+        self._err.write("flocker-zfs agent: %s\n" % (" ".join(text.split()),))
+        flush(self._err)
 
     def __call__(self, message):
+        if message.get("message_type") == self.NOT_LISTED:
+            self._not_listed_in.add(message.get("task_uuid"))
+            listed = (message.get("node_uuid"), message.get("path"))
+            if self._not_listed != listed:
+                self._not_listed = listed
+                self._say("this node %s is not listed in the deployment file %s, so the agent "
+                          "changes nothing. Fix: add it under nodes there (on every node, with "
+                          "the address its peers reach it at), or check that the dataset "
+                          "section's node_file is this node's node.json." % listed)
+            return
         if message.get("action_type") not in self._WATCHED:
             return
         # An action's end message lacks its start fields: remember them.
         key = (message.get("task_uuid"), tuple(message.get("task_level", ()))[:-1])
         status = message.get("action_status")
         if status == "started":
-            self._started[key] = message.get("dataset_id")
+            self._started[key] = message
             return
-        dataset_id = self._started.pop(key, None)
-        if status != "failed" or message.get("exception", "").endswith(".CancelledError"):
+        start = self._started.pop(key, {})
+        if message["action_type"] == AGENT_CLUSTER_STATE:
+            if status == "succeeded":
+                self._peer(start, message)
             return
-        self._err.write("flocker-zfs agent: %s failed%s: %s\n" % (
+        if message["action_type"] == AGENT_ITERATION and status == "succeeded":
+            self._iterated(message.get("task_uuid"))
+        if status != "failed" or _cancelled(message):
+            return
+        dataset_id = start.get("dataset_id")
+        self._say("%s failed%s: %s" % (
             message["action_type"].rpartition(":")[2],
             " (dataset %s)" % (dataset_id,) if dataset_id else "",
-            " ".join(str(message.get("reason", "")).split())))
-        flush(self._err)
+            message.get("reason", "")))
+
+    def _peer(self, start, end):
+        """A node answered the ``datasets`` query or not: say so if that changed."""
+        uuid = start.get("node_uuid")
+        peer = "peer %s (node %s)" % (start.get("address"), uuid)
+        if end.get("reachable"):
+            if self._unreachable.pop(uuid, None) is not None:
+                self._say("%s is reachable again" % (peer,))
+            return
+        reason = end.get("reason") or "no reason given"
+        if self._unreachable.get(uuid) != reason:
+            self._unreachable[uuid] = reason
+            self._say("%s is unreachable: %s" % (peer, reason))
+
+    def _iterated(self, task_uuid):
+        """An iteration ended: if it did not say this node is unlisted, it is listed."""
+        if task_uuid in self._not_listed_in:
+            self._not_listed_in.discard(task_uuid)
+        elif self._not_listed is not None:
+            self._say("this node %s is listed in the deployment file %s now"
+                      % self._not_listed)
+            self._not_listed = None

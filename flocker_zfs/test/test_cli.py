@@ -12,16 +12,21 @@ import subprocess
 import sys
 import uuid
 
-from eliot import Message, add_destinations, remove_destination
-from twisted.internet.defer import gatherResults, maybeDeferred
+from eliot import Message, add_destinations, remove_destination, start_action
+from twisted.internet.defer import (
+    CancelledError, FirstError, fail, gatherResults, maybeDeferred, succeed)
 from twisted.internet.testing import MemoryReactorClock
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from .. import _cli
-from .._actions import CHANGE_CREATE, CONFIG_LOAD, DISCOVER, START
+from .._actions import (
+    AGENT_CLUSTER_STATE, AGENT_ITERATION, CHANGE_CREATE, CONFIG_LOAD, DISCOVER, START)
 from .._cli import run
 from .._plugin import BackendDescription
-from .._clireport import Progress, human, status_table
+from .._clireport import AgentConsole, Progress, human, status_table
+from .._deployer import NodeState, node_state_to_json
+from ..errors import UnknownHostKey
 from ..model import Dataset, PoolState, Snapshot
 from ..testing import FakeNetwork, FakeZFS
 
@@ -728,6 +733,76 @@ class PeerCommandTests(SynchronousTestCase):
         self.assertIn("peer unreachable: b.example", err)
 
 
+class _SwitchablePeer(object):
+    """
+    A peer whose ``datasets`` query fails as ssh does for a host key not in
+    known_hosts, until ``answering`` is set.
+    """
+
+    def __init__(self, node_uuid):
+        self.node_uuid = node_uuid
+        self.answering = False
+        self.calls = 0
+
+    def call(self, verb, *args):
+        self.calls += 1
+        if not self.answering:
+            return fail(UnknownHostKey("10.0.0.2", b"No ED25519 host key is known for "
+                                                   b"[10.0.0.2]:2222 and you have requested "
+                                                   b"strict checking.\nHost key verification "
+                                                   b"failed.\n"))
+        return succeed({"node_state": node_state_to_json(NodeState(node_uuid=self.node_uuid))})
+
+
+class AgentConsoleTests(SynchronousTestCase):
+    """
+    Tests for :class:`AgentConsole` on the eliot messages an agent logs.
+    """
+
+    def setUp(self):
+        self.err = io.StringIO()
+        console = AgentConsole(self.err)
+        add_destinations(console)
+        self.addCleanup(remove_destination, console)
+
+    def fail_iteration(self, exception):
+        try:
+            with start_action(action_type=AGENT_ITERATION, node_uuid=NODE):
+                raise exception
+        except Exception:
+            pass
+
+    def test_cancellation_quiet(self):
+        """
+        A cancelled iteration (the agent stopping) prints nothing, also when
+        the cancellation comes wrapped in a DeferredList's FirstError.
+        """
+        self.fail_iteration(CancelledError())
+        self.fail_iteration(FirstError(Failure(CancelledError()), 0))
+        self.assertEqual(self.err.getvalue(), "")
+
+    def test_failure_said(self):
+        """
+        Any other failed iteration is one line each time.
+        """
+        self.fail_iteration(RuntimeError("boom\nagain"))
+        self.fail_iteration(RuntimeError("boom\nagain"))
+        self.assertEqual(self.err.getvalue(),
+                         "flocker-zfs agent: iteration failed: boom again\n" * 2)
+
+    def test_unreachable_reason_changes(self):
+        """
+        A peer that stays unreachable for another reason is said again.
+        """
+        for reason in ("timed out", "timed out", "refused", "refused"):
+            with start_action(action_type=AGENT_CLUSTER_STATE, node_uuid=OTHER,
+                              address="node-b") as action:
+                action.add_success_fields(reachable=False, reason=reason, error="X")
+        self.assertEqual(self.err.getvalue().splitlines(), [
+            "flocker-zfs agent: peer node-b (node %s) is unreachable: timed out" % (OTHER,),
+            "flocker-zfs agent: peer node-b (node %s) is unreachable: refused" % (OTHER,)])
+
+
 class _TTY(io.StringIO):
     def isatty(self):
         return True
@@ -807,6 +882,68 @@ class AgentCommandTests(_CLICase):
         self.successResultOf(self.shutdown())
         self.assertEqual(self.successResultOf(d), 0)
         self.assertEqual(err.getvalue().splitlines(), lines)
+
+    def run_agent(self, make_peer=None):
+        """:return: ``(Deferred of the exit status, out, err)`` of a started agent."""
+        out, err = io.StringIO(), io.StringIO()
+        d = run(self.reactor, ["agent", "--config", self.config], out, err, self.fake,
+                make_peer or self.make_peer, default_config=self.default_config, environ={})
+        self.assertNoResult(d)
+        return d, out, err
+
+    def stop(self, d):
+        self.successResultOf(self.shutdown())
+        self.assertEqual(self.successResultOf(d), 0)
+
+    def test_not_in_deployment(self):
+        """
+        A deployment file that does not list this node is said once on
+        stderr, with the fix, however many iterations pass; once it lists
+        the node, that is said once too.
+        """
+        _write(self.deployment, "nodes:\n  - uuid: %s\n    address: 10.0.0.2\n" % (OTHER,))
+        d, _, err = self.run_agent()
+        for _ in range(10):
+            self.reactor.advance(5)
+        self.assertEqual(err.getvalue(), (
+            "flocker-zfs agent: this node %s is not listed in the deployment file %s, so the "
+            "agent changes nothing. Fix: add it under nodes there (on every node, with the "
+            "address its peers reach it at), or check that the dataset section's node_file "
+            "is this node's node.json.\n" % (NODE, self.deployment)))
+        _write(self.deployment, "nodes:\n  - uuid: %s\n    address: 127.0.0.1\n" % (NODE,))
+        for _ in range(10):
+            self.reactor.advance(5)
+        self.assertEqual(err.getvalue().splitlines()[1:], [
+            "flocker-zfs agent: this node %s is listed in the deployment file %s now"
+            % (NODE, self.deployment)])
+        self.stop(d)
+        self.assertEqual(len(err.getvalue().splitlines()), 2)
+
+    def test_unreachable_peer(self):
+        """
+        A peer that cannot be reached is said once, with the reason (here
+        its host key is not in known_hosts), however many iterations pass;
+        once it answers, that is said once too.
+        """
+        _write(self.deployment, (
+            "nodes:\n  - {uuid: %s, address: 127.0.0.1}\n"
+            "  - {uuid: %s, address: 10.0.0.2, ssh_port: 2222}\n" % (NODE, OTHER)))
+        peer = _SwitchablePeer(OTHER)
+        d, _, err = self.run_agent(lambda reactor, config, host, port: peer)
+        for _ in range(60):     # long enough for several tries, whatever the backoff
+            self.reactor.advance(5)
+        self.assertGreater(peer.calls, 2)
+        self.assertEqual(err.getvalue(), (
+            "flocker-zfs agent: peer 10.0.0.2 (node %s) is unreachable: the peer's SSH host "
+            "key is not in known_hosts: 10.0.0.2 (No ED25519 host key is known for "
+            "[10.0.0.2]:2222 and you have requested strict checking.)\n" % (OTHER,)))
+        peer.answering = True
+        for _ in range(60):
+            self.reactor.advance(5)
+        self.assertEqual(err.getvalue().splitlines()[1:], [
+            "flocker-zfs agent: peer 10.0.0.2 (node %s) is reachable again" % (OTHER,)])
+        self.stop(d)
+        self.assertEqual(len(err.getvalue().splitlines()), 2)
 
     def test_needs_config(self):
         """
