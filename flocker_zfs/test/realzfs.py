@@ -63,6 +63,22 @@ def in_ci():
     return os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
+def time_scale(environ=os.environ):
+    """
+    How much slower than this project's own machines real ZFS runs here.
+
+    Waits and test timeouts of the slowest real tests are multiplied by it:
+    the OpenZFS tier (tools/test-openzfs) runs in emulated VMs where each
+    process start takes seconds and sets ``FLOCKER_ZFS_TIME_SCALE``.
+
+    :return: a float, at least 1 (1 when unset or not a number).
+    """
+    try:
+        return max(1.0, float(environ.get("FLOCKER_ZFS_TIME_SCALE", "1")))
+    except ValueError:
+        return 1.0
+
+
 def skip_or_fail(reason):
     """
     Give up on a test that needs something this machine lacks.
