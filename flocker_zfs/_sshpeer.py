@@ -91,8 +91,8 @@ class _Child(ProcessProtocol):
     drained.
 
     Memory is bounded: stdout up to ``max_out`` bytes (past it the child is
-    killed, what it sent is dropped and ``on_overflow`` is called), stderr
-    its last :data:`MAX_KEPT_STDERR` bytes.
+    killed and what it sent is dropped; :attr:`overflowed` says so when it
+    has ended), stderr its last :data:`MAX_KEPT_STDERR` bytes.
 
     :ivar pid: the process id while it runs.
     :ivar bool alive: until it exits (its ``/proc`` entry may be read).
@@ -100,11 +100,10 @@ class _Child(ProcessProtocol):
     :ivar bool overflowed: its stdout passed ``max_out``.
     """
 
-    def __init__(self, reactor, role, argv, on_output=None, max_out=None, on_overflow=None):
+    def __init__(self, reactor, role, argv, on_output=None, max_out=None):
         self._reactor = reactor
         self._on_output = on_output
         self._max_out = max_out
-        self._on_overflow = on_overflow
         self._out = []
         self._out_size = 0
         self._err = []
@@ -139,8 +138,6 @@ class _Child(ProcessProtocol):
             self.overflowed = True
             self._out = []
             self.kill()
-            if self._on_overflow is not None:
-                self._on_overflow()
             return
         self._out.append(data)
         if self._on_output is not None:
@@ -295,13 +292,8 @@ class SSHPeer(object):
     def _call(self, verb, args):
         executable, argv = self._ssh(request(verb, *args))
         started = self._reactor.seconds()
-
-        def overflow():
-            # ssh is killed; its end (and what it says) no longer matters.
-            if not done.called:
-                done.errback(ResponseTooLarge.from_peer(self.address, self._max_response))
-        child = _Child(self._reactor, "ssh", argv, max_out=self._max_response,
-                       on_overflow=overflow)
+        # Past the limit the child kills ssh; its end then fails the call.
+        child = _Child(self._reactor, "ssh", argv, max_out=self._max_response)
         done = Deferred(lambda _: child.kill())
         try:
             self._reactor.spawnProcess(child, executable, argv, env=self._env)
@@ -310,7 +302,11 @@ class SSHPeer(object):
             raise
 
         def ended(result):
-            if not done.called:     # else: cancelled or timed out, now killed
+            if done.called:         # cancelled or timed out, now killed
+                return
+            if child.overflowed:
+                done.errback(ResponseTooLarge.from_peer(self.address, self._max_response))
+            else:
                 done.callback(result)
 
         def timed_out(result, seconds):

@@ -208,9 +208,9 @@ class SSHPeerCallTests(_PeerCase):
         """
         A peer that sends more than ``MAX_RESPONSE`` bytes (a forced command
         such as ``head -c 3000000000 /dev/zero``) has ssh killed the moment
-        it passes the limit; the call fails at once with
-        ``ResponseTooLarge`` naming the peer and the limit, and what arrives
-        after is ignored.
+        it passes the limit, and what arrives after is ignored; once ssh has
+        ended the call fails with ``ResponseTooLarge`` naming the peer and
+        the limit.
         """
         d = self.peer.call("datasets")
         protocol, transport = self.reactor.spawned[0][0], self.reactor.spawned[0][5]
@@ -221,13 +221,14 @@ class SSHPeerCallTests(_PeerCase):
         self.assertNoResult(d)
         protocol.childDataReceived(1, b"\0")
         self.assertEqual(transport.signals, ["KILL"])
+        protocol.childDataReceived(1, encode_ok())
+        protocol.childDataReceived(2, b"late\n")
+        self.assertNoResult(d)
+        _end(protocol, signal=9)
         error = self.failureResultOf(d, ResponseTooLarge).value
         self.assertIsInstance(error, ProtocolError)
         self.assertIn("peer %s sent more than 16 MiB (16777216 bytes)" % (HOST,), str(error))
         self.assertIn("peer-serve", error.fix)
-        protocol.childDataReceived(1, chunk)
-        protocol.childDataReceived(2, b"late\n")
-        _end(protocol, signal=9)
         self.reactor.advance(120)
 
     def test_reply_at_limit(self):
@@ -253,6 +254,7 @@ class SSHPeerCallTests(_PeerCase):
                        max_response=1000)
         d = peer.call("hello")
         self.reactor.spawned[0][0].childDataReceived(1, b"x" * 1001)
+        _end(self.reactor.spawned[0][0], signal=9)
         self.assertIn("more than 0.000953674 MiB (1000 bytes)",
                       str(self.failureResultOf(d, ResponseTooLarge).value))
 
