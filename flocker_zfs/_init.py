@@ -73,7 +73,8 @@ def register(commands_parser, common, ssh):
                         help="where init records what it created, in %s (default: "
                              "%%(default)s)" % (STATE_FILE,))
     parser.add_argument("--adopt-existing-key", action="store_true",
-                        help="use an existing key at --ssh-identity that init did not create")
+                        help="use the key at --ssh-identity although init did not create "
+                             "it (made by hand, or regenerated in place of init's)")
     parser.add_argument("--peer", action="append", default=[], metavar="HOST[:PORT]",
                         help="record this peer's host key (repeatable); check the printed "
                              "fingerprint against the peer's own")
@@ -311,15 +312,16 @@ class _Init(object):
         except ToolFailed as error:
             cause, fix = key_refusal(path, read_key_head(path), error)
             raise InitRefused("SSH key %s" % (cause,), fix=fix)
-        if record is not None and record.get("public") != self.key.text():
-            raise InitRefused("SSH key %s is not the one init created (it was replaced)"
+        if record is not None and record.get("public") == self.key.text():
+            self.key_action = "reuse"
+        elif self.options.adopt_existing_key:
+            self.key_action = "adopt"
+        else:
+            # Only a recorded key gets here: an unrecorded one was refused above.
+            raise InitRefused("SSH key %s is not the one init recorded (it was replaced)"
                               % (path,),
                               fix="Pass --adopt-existing-key to use it, or --ssh-identity PATH "
                                   "for a new key.")
-        if record is not None:
-            self.key_action = "reuse"
-        else:
-            self.key_action = "adopt"
 
     async def _inspect_host_keys(self):
         if not self.peers:
@@ -442,9 +444,13 @@ class _Init(object):
             os.chmod(self.identity, 0o600)
             self.key = read_public_key(self.identity + ".pub")
         self._record("ssh_key", self.key_action == "create")
+        made = self.key_action == "create" or (
+            self.key_action == "reuse"
+            and bool(self.state["ssh_keys"].get(self.identity, {}).get("created")))
+        # An adopted key (one init did not make, or one put in place of init's)
+        # is recorded as it is now, so the next run reuses it without the flag.
         self.state["ssh_keys"][self.identity] = {
-            "public": self.key.text(), "created": self.key_action == "create"
-            or bool(self.state["ssh_keys"].get(self.identity, {}).get("created"))}
+            "public": self.key.text(), "fingerprint": self.key.fingerprint(), "created": made}
 
     def _apply_host_keys(self):
         new = [decision for _, decision in self.host_keys if decision.record]
