@@ -24,6 +24,7 @@ from zope.interface import implementer
 
 from . import _commands as commands
 from ._commands import managed_id
+from ._dslock import DEFAULT_LOCK_WAIT, DatasetLock, acquire_waiting, validate_lock_dir
 from ._actions import (
     CLONE, CREATE, DESTROY, DISCOVER, GET, PREPARE_POOL, RESIZE, SNAPSHOT, START)
 from ._runner import ProcessRunner
@@ -133,10 +134,21 @@ class ZFSBackend(Service):
     :param bool prepare_pool: at start-up make the pool root read-only and
         unmountable when the pool holds only our datasets, so a received
         replica is read-only from its first instant.
+    :param lock_dir: ``None`` (the default) to serialise operations on a
+        dataset within this process only; or the directory of the
+        per-dataset ``flock`` files shared with ``peer-serve`` and every
+        other flocker-zfs process of the node (normally
+        :data:`~flocker_zfs._dslock.DEFAULT_LOCK_DIR`), so that, say, a
+        destroy here never runs during a peer's receive into the dataset.
+    :param float lock_wait: seconds an operation waits for another
+        process's lock before failing with
+        :class:`~flocker_zfs._dslock.DatasetLocked`.
     :raises InvalidName: a bad pool name, mount root or node uuid.
+    :raises ConfigError: a lock directory that is not an absolute path.
     """
 
-    def __init__(self, reactor, pool, mount_root, node_uuid, runner=None, prepare_pool=True):
+    def __init__(self, reactor, pool, mount_root, node_uuid, runner=None, prepare_pool=True,
+                 lock_dir=None, lock_wait=DEFAULT_LOCK_WAIT):
         self.pool = validate_pool_name(pool)
         self.mount_root = FilePath(validate_mount_root(mount_root))
         if not is_dataset_id(node_uuid):
@@ -149,6 +161,8 @@ class ZFSBackend(Service):
         self._capabilities = None
         self._waiters = []
         self._locks = {}
+        self.lock_dir = None if lock_dir is None else validate_lock_dir(lock_dir)
+        self._lock_wait = lock_wait
 
     # -- start-up --------------------------------------------------------
 
@@ -266,15 +280,30 @@ class ZFSBackend(Service):
             self._locks.pop(dataset_id, None)
 
     @asynccontextmanager
-    async def locked(self, dataset_id):
+    async def locked(self, dataset_id, purpose="replication"):
         """
         Hold the dataset's lock: operations on one dataset (here and in the
-        replication layer) never interleave their commands.
+        replication layer) never interleave their commands.  With a
+        ``lock_dir``, also its ``flock`` shared with the node's other
+        flocker-zfs processes (waited for without blocking the reactor, at
+        most ``lock_wait`` seconds).
+
+        :param str purpose: recorded for a process that finds it locked.
+        :raises DatasetLocked: another process kept it past ``lock_wait``.
         """
         lock = self._lock(dataset_id)
         await lock.acquire()
         try:
-            yield
+            held = None
+            if self.lock_dir is not None:
+                held = DatasetLock(self.lock_dir, self.pool, validate_dataset_id(dataset_id),
+                                   purpose="flocker-zfs %s" % (purpose,))
+                await acquire_waiting(self._reactor, held, self._lock_wait)
+            try:
+                yield
+            finally:
+                if held is not None:
+                    held.release()
         finally:
             self._unlock(dataset_id, lock)
 
@@ -399,7 +428,7 @@ class ZFSBackend(Service):
         validate_dataset_id(dataset_id)
         _check_size(maximum_size)
         await self.start()
-        async with self.locked(dataset_id):
+        async with self.locked(dataset_id, "create"):
             with start_action(action_type=CREATE, pool=self.pool, dataset_id=dataset_id,
                               maximum_size=maximum_size):
                 name = dataset_name(self.pool, dataset_id)
@@ -419,7 +448,7 @@ class ZFSBackend(Service):
     async def destroy(self, dataset_id, force=False):
         validate_dataset_id(dataset_id)
         await self.start()
-        async with self.locked(dataset_id):
+        async with self.locked(dataset_id, "destroy"):
             with start_action(action_type=DESTROY, pool=self.pool, dataset_id=dataset_id,
                               force=force):
                 await self._destroy(dataset_id, force)
@@ -509,7 +538,7 @@ class ZFSBackend(Service):
         validate_dataset_id(dataset_id)
         _check_size(maximum_size)
         await self.start()
-        async with self.locked(dataset_id):
+        async with self.locked(dataset_id, "resize"):
             with start_action(action_type=RESIZE, pool=self.pool, dataset_id=dataset_id,
                               maximum_size=maximum_size):
                 dataset = await self._get(dataset_id)
@@ -530,7 +559,7 @@ class ZFSBackend(Service):
         await self.start()
         if name is None:
             name = self._generate_snapshot_name()
-        async with self.locked(dataset_id):
+        async with self.locked(dataset_id, "snapshot"):
             with start_action(action_type=SNAPSHOT, pool=self.pool, dataset_id=dataset_id,
                               name=name):
                 await self._get(dataset_id)
@@ -553,7 +582,7 @@ class ZFSBackend(Service):
         validate_dataset_id(new_dataset_id)
         _check_size(maximum_size)
         await self.start()
-        async with self.locked(new_dataset_id):
+        async with self.locked(new_dataset_id, "clone"):
             with start_action(action_type=CLONE, pool=self.pool, dataset_id=dataset_id,
                               snapshot=snapshot, new_dataset_id=new_dataset_id):
                 source = await self._get(dataset_id)

@@ -16,13 +16,14 @@ The response is one JSON line on stdout; the exit status is 0 or 1, and a
 failure also prints one line on stderr.  For ``receive``, ``zfs receive`` is
 spawned with this process's stdin (the ssh channel) as its own stdin, so the
 stream flows from sshd to zfs without passing through Python; other verbs
-never read stdin.  Mutating requests take an exclusive, non-blocking
-``flock`` per dataset in ``--lock-dir``, so two ``peer-serve`` processes
-never work on one dataset at once (the second is refused as busy).
+never read stdin.  Mutating requests take the dataset's exclusive
+``flock`` in ``--lock-dir`` without waiting (:mod:`flocker_zfs._dslock`),
+so no two ``peer-serve`` processes, nor a ``peer-serve`` and the node's
+agent or a command using the same lock directory, work on one dataset at
+once: the later one is refused as :class:`~flocker_zfs._dslock.DatasetLocked`
+(peer-serve) or waits a bounded time (the backend).
 """
 
-import errno
-import fcntl
 import json
 import os
 
@@ -37,12 +38,11 @@ from ._backend import ZFSBackend
 from ._peerserver import PeerServer
 from ._protocol import ABORT_RECEIVE, ACQUIRE, RECEIVE, ProtocolError, encode_error, parse_request
 from ._runner import ProcessRunner, _Collector, _kill
-from .errors import CommandFailed, ConfigError, DatasetBusy, FlockerZFSError, ZFSNotInstalled
+from ._dslock import DEFAULT_LOCK_DIR, DatasetLock, validate_lock_dir
+from .errors import CommandFailed, ConfigError, FlockerZFSError, ZFSNotInstalled
 from .interfaces import IReceiveStream
+from .names import validate_pool_name
 from .node import load_node_uuid
-
-#: Where the per-dataset lock files live by default.
-DEFAULT_LOCK_DIR = "/run/flocker-zfs"
 
 #: Requests that change a dataset, and so take its process lock.
 _MUTATING = (RECEIVE, ACQUIRE, ABORT_RECEIVE)
@@ -101,47 +101,6 @@ class ProcessReceiveStream(object):
         return done.addCallback(lambda result: result + (self._reactor.seconds() - started,))
 
 
-class ProcessLock(object):
-    """
-    An exclusive ``flock`` on ``<directory>/<dataset_id>.lock``, taken
-    without waiting and held until the process exits (or :meth:`release`).
-    """
-
-    def __init__(self, directory, dataset_id):
-        self.path = os.path.join(directory, "%s.lock" % (dataset_id,))
-        self._fd = None
-
-    def acquire(self):
-        """
-        :raises DatasetBusy: another process holds it.
-        :raises ConfigError: the lock directory cannot be used.
-        """
-        directory = os.path.dirname(self.path)
-        try:
-            os.makedirs(directory, mode=0o700, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        except OSError as error:
-            raise ConfigError("cannot use lock directory %s: %s"
-                              % (directory, os.strerror(error.errno)),
-                              fix="Give peer-serve a --lock-dir that root can write.")
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as error:
-            os.close(fd)
-            if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-                raise DatasetBusy(subject=os.path.basename(self.path)[:-5], stderr=(
-                    b"another peer-serve request for this dataset is running; retry later"))
-            raise ConfigError("cannot lock %s: %s" % (self.path, os.strerror(error.errno)),
-                              fix="Give peer-serve a --lock-dir on a local filesystem.")
-        self._fd = fd
-
-    def release(self):
-        """Unlock (closing the descriptor releases the ``flock``)."""
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-
-
 def _option(options, name, default=None):
     return getattr(options, name, default) or default
 
@@ -184,10 +143,13 @@ def serve(reactor, options, environ, stdin_fd, stdout, stderr, runner=None):
     else:
         try:
             if verb in _MUTATING:
-                lock = ProcessLock(_lock_dir(options), args[0])
+                lock = DatasetLock(_lock_dir(options), validate_pool_name(options.pool),
+                                   args[0], purpose="flocker-zfs peer-serve %s" % (verb,))
                 lock.acquire()
             if runner is None:
                 runner = ProcessRunner(reactor, environ=environ)
+            # No lock_dir: this process already holds the dataset's flock
+            # for the whole request (a second one would conflict with it).
             backend = ZFSBackend(reactor, options.pool, options.mount_root,
                                  load_node_uuid(options.node_file),
                                  runner=runner)
@@ -216,11 +178,7 @@ def serve(reactor, options, environ, stdin_fd, stdout, stderr, runner=None):
 
 
 def _lock_dir(options):
-    path = _option(options, "lock_dir", DEFAULT_LOCK_DIR)
-    if not isinstance(path, str) or not os.path.isabs(path) or "\n" in path:
-        raise ConfigError("invalid lock directory %r: must be an absolute path" % (path,),
-                          fix="Give peer-serve an absolute --lock-dir.")
-    return path
+    return validate_lock_dir(_option(options, "lock_dir", DEFAULT_LOCK_DIR))
 
 
 def _message(response):

@@ -25,6 +25,7 @@ from twisted.internet.defer import Deferred, maybeDeferred
 
 from ._backend import ZFSBackend
 from ._config import clip, shown, zfs_settings
+from ._dslock import DEFAULT_LOCK_DIR
 from .errors import ConfigError
 from .node import DEFAULT_NODE_FILE, load_node_uuid
 
@@ -104,6 +105,28 @@ class BackendDescription(PClass):
     settings = field(initial=lambda: unchecked_settings, invariant=_is_callable)
 
 
+def lock_dir_for(settings, runner=None):
+    """
+    The lock directory a backend built from ``settings`` shares with
+    ``peer-serve`` and the node's other flocker-zfs processes:
+    ``settings.lock_dir`` when the settings have one, else
+    :data:`~flocker_zfs._dslock.DEFAULT_LOCK_DIR` (peer-serve's default).
+
+    With an injected ``runner`` (a test double such as ``FakeZFS``) the
+    default directory is not used -- a fake pool has nothing to share with
+    the node's real processes, and fake nodes in one process would exclude
+    each other through it -- only a lock directory the settings name.
+
+    :return: the directory, or ``None`` for in-process locking only.
+    """
+    lock_dir = getattr(settings, "lock_dir", None)
+    if runner is not None and lock_dir == DEFAULT_LOCK_DIR:
+        return None
+    if lock_dir is None and runner is None:
+        return DEFAULT_LOCK_DIR
+    return lock_dir
+
+
 def zfs_backend(reactor, settings, runner=None):
     """
     The zfs backend's factory: a :class:`ZFSBackend` for checked settings.
@@ -112,10 +135,12 @@ def zfs_backend(reactor, settings, runner=None):
 
     :param settings: a :class:`~flocker_zfs._config.ZFSSettings`.
     :param runner: an ``IRunner`` (such as ``FakeZFS``); by default real
-        processes.
+        processes.  Which per-dataset lock directory is used depends on it:
+        :func:`lock_dir_for`.
     """
     return ZFSBackend(reactor, settings.pool, settings.mount_root,
-                      load_node_uuid(settings.node_file), runner=runner)
+                      load_node_uuid(settings.node_file), runner=runner,
+                      lock_dir=lock_dir_for(settings, runner))
 
 
 def zfs_backend_factory(reactor, pool="flocker", mount_root="/flocker",

@@ -8,14 +8,18 @@ import os
 import uuid
 
 from eliot.testing import LoggedAction, capture_logging
+from twisted.internet.defer import Deferred
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
 from .._actions import COMMAND, CREATE, START
 from .._backend import MountFailed, ZFSBackend
-from ..errors import CommandFailed, DatasetNotFound, ZFSNotInstalled, ZFSNotRunning
+from .._dslock import DatasetLock, DatasetLocked
+from ..errors import (
+    CommandFailed, ConfigError, DatasetNotFound, ZFSNotInstalled, ZFSNotRunning)
 from ..testing import FakeZFS, make_fake_backend
 from .backendtests import Harness, RecordingRunner, make_istoragebackend_tests
+from .test_dslock import hold_in_process
 
 
 def fake_harness(profile):
@@ -177,3 +181,113 @@ class FakeOnlyBackendTests(SynchronousTestCase):
                  and child.start_message["action_type"] == COMMAND]
         self.assertEqual(argvs, ["get", "create", "get"])
         self.assertTrue(start.succeeded)
+
+
+class ProcessLockTests(SynchronousTestCase):
+    """
+    With a ``lock_dir`` the backend also takes the dataset's ``flock``
+    shared with ``peer-serve`` and the node's other flocker-zfs processes.
+    """
+
+    def setUp(self):
+        self.clock = MemoryReactorClock()
+        self.lock_dir = os.path.abspath(self.mktemp())
+        self.fake = FakeZFS()
+        self.fake.add_pool("flocker")
+        self.addCleanup(self.fake.unmount_all)
+        self.backend = ZFSBackend(self.clock, "flocker", os.path.abspath(self.mktemp()),
+                                  str(uuid.uuid4()), runner=self.fake, lock_dir=self.lock_dir,
+                                  lock_wait=30)
+        self.dataset_id = str(uuid.uuid4())
+        self.successResultOf(self.backend.create(self.dataset_id))
+
+    def hold(self, purpose="flocker-zfs peer-serve receive"):
+        """Hold the dataset's lock as another process (another open file) would."""
+        lock = DatasetLock(self.lock_dir, "flocker", self.dataset_id, purpose=purpose)
+        lock.acquire()
+        self.addCleanup(lock.release)
+        return lock
+
+    def test_destroy_waits(self):
+        """
+        A destroy while another holder has the lock runs no command until
+        it is released, then destroys.
+        """
+        lock = self.hold()
+        before = list(self.fake.commands)
+        d = self.backend.destroy(self.dataset_id)
+        self.clock.advance(10)
+        self.clock.advance(10)
+        self.assertNoResult(d)
+        self.assertEqual(self.fake.commands, before)
+        lock.release()
+        self.clock.advance(1)
+        self.successResultOf(d)
+        self.assertEqual(self.successResultOf(self.backend.discover()).datasets, {})
+
+    def test_destroy_gives_up(self):
+        """
+        A lock held past ``lock_wait`` fails the operation with
+        ``DatasetLocked`` naming the holder's pid; nothing changed, and the
+        in-process lock is free again for the next operation.
+        """
+        self.hold()
+        d = self.backend.destroy(self.dataset_id)
+        for _ in range(31):
+            self.clock.advance(1)
+        error = self.failureResultOf(d, DatasetLocked).value
+        self.assertIn("locked by another flocker-zfs process (pid %d: flocker-zfs peer-serve "
+                      "receive); waited 30 seconds" % (os.getpid(),), str(error))
+        self.assertIn(self.dataset_id, self.successResultOf(self.backend.discover()).datasets)
+        self.assertEqual(self.backend._locks, {})
+
+    def test_other_process(self):
+        """
+        A lock another process holds (``flock`` in a process of its own)
+        makes resize and snapshot wait; they run once it exits.
+        """
+        pid, release = hold_in_process(
+            self, os.path.join(self.lock_dir, "flocker", self.dataset_id + ".lock"))
+        resized = self.backend.resize(self.dataset_id, 64 * 1024 * 1024)
+        snapped = self.backend.snapshot(self.dataset_id, "s1")
+        self.clock.advance(5)
+        self.assertNoResult(resized)
+        release()
+        for _ in range(3):
+            self.clock.advance(1)
+        self.assertEqual(self.successResultOf(resized).maximum_size, 64 * 1024 * 1024)
+        self.assertEqual(self.successResultOf(snapped).name, "s1")
+
+    def test_held_while_operating(self):
+        """
+        While an operation runs, its holder record names this process and
+        the operation; afterwards the lock is free.
+        """
+        lock = DatasetLock(self.lock_dir, "flocker", self.dataset_id)
+        seen = []
+
+        async def look():
+            async with self.backend.locked(self.dataset_id, "destroy"):
+                seen.append((lock.try_acquire(), lock.holder()))
+        self.successResultOf(Deferred.fromCoroutine(look()))
+        self.assertEqual(seen, [(False, "pid %d: flocker-zfs destroy" % (os.getpid(),))])
+        self.assertTrue(lock.try_acquire())
+        lock.release()
+
+    def test_no_lock_dir(self):
+        """
+        Without a ``lock_dir`` (the default: tests and fakes) no flock is
+        taken, so a held one does not matter.
+        """
+        backend = ZFSBackend(self.clock, "flocker", self.backend.mount_root.path,
+                             self.backend.node_uuid, runner=self.fake)
+        self.assertIsNone(backend.lock_dir)
+        self.hold()
+        self.successResultOf(backend.snapshot(self.dataset_id, "s2"))
+
+    def test_bad_lock_dir(self):
+        """
+        A relative lock directory is refused when the backend is made.
+        """
+        self.assertRaises(ConfigError, ZFSBackend, self.clock, "flocker", "/flocker",
+                          str(uuid.uuid4()), runner=self.fake, lock_dir="run/locks")

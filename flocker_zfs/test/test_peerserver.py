@@ -16,7 +16,7 @@ from io import BytesIO, StringIO
 
 from eliot.testing import LoggedAction, capture_logging
 from hypothesis import given, settings, strategies as st
-from twisted.internet.defer import fail
+from twisted.internet.defer import Deferred, fail
 from twisted.internet.error import ProcessDone, ProcessTerminated
 from twisted.internet.testing import MemoryReactorClock
 from twisted.python.failure import Failure
@@ -25,7 +25,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from .. import _commands as commands, _peerserver
 from .._actions import COMMAND, PEER_SERVE
 from .._backend import ZFSBackend
-from .._peerserve_main import ProcessLock, serve
+from .._dslock import DatasetLock
+from .._peerserve_main import serve
 from .._peerserver import BytesReceiveStream, PeerServer
 from .._deployer import NodeState, node_state_from_json
 from .._protocol import (
@@ -772,7 +773,7 @@ class ServeTests(SynchronousTestCase):
         protocol.processEnded(Failure(ProcessDone(0)))
         self.assertEqual(self.successResultOf(d), 0, err.getvalue())
         self.assertEqual(decode(out.getvalue())["snapshot"]["guid"], str(guid))
-        ProcessLock(self.options.lock_dir, _ID).acquire()
+        DatasetLock(self.options.lock_dir, "flocker", _ID).acquire()
 
     def test_receive_failed(self):
         """A failed ``zfs receive`` is answered with the typed error for its stderr."""
@@ -786,11 +787,71 @@ class ServeTests(SynchronousTestCase):
         self.assertIn("stream was incomplete", err.getvalue())
 
     def test_busy(self):
-        """A request for a dataset another peer-serve process is working on is refused."""
-        ProcessLock(self.options.lock_dir, _ID).acquire()
+        """
+        A request for a dataset another process is working on is refused at
+        once, naming that process.
+        """
+        DatasetLock(self.options.lock_dir, "flocker", _ID,
+                    purpose="flocker-zfs peer-serve receive").acquire()
         d, out, err = self.serve(shlex.join(request(ABORT_RECEIVE, _ID)))
         self.assertEqual(self.successResultOf(d), 1)
-        self.assertEqual(decode(out.getvalue())["error"], "DatasetBusy")
+        response = decode(out.getvalue())
+        self.assertEqual(response["error"], "DatasetLocked")
+        self.assertIn("locked by another flocker-zfs process (pid %d: flocker-zfs peer-serve "
+                      "receive)" % (os.getpid(),), response["message"])
+
+    def local_backend(self):
+        """This node's backend as the agent or a command makes it: same pool, lock dir."""
+        return ZFSBackend(self.reactor, "flocker", self.options.mount_root, self.node_uuid,
+                          runner=self.fake, lock_dir=self.options.lock_dir, lock_wait=30)
+
+    def test_refused_during_local_operation(self):
+        """
+        While the node's own backend (agent or command) holds a dataset,
+        peer-serve refuses changing it, naming the operation.
+        """
+        gate = Deferred()
+
+        async def hold():
+            async with self.local_backend().locked(_ID, "destroy"):
+                await gate
+        held = Deferred.fromCoroutine(hold())
+        d, out, err = self.serve(shlex.join(request(ACQUIRE, _ID, 2, 1, str(uuid.uuid4()))))
+        self.assertEqual(self.successResultOf(d), 1)
+        self.assertIn("(pid %d: flocker-zfs destroy)" % (os.getpid(),),
+                      decode(out.getvalue())["message"])
+        gate.callback(None)
+        self.successResultOf(held)
+        d, out, err = self.serve(shlex.join(request(ABORT_RECEIVE, _ID)))
+        self.assertNotEqual(decode(out.getvalue()).get("error"), "DatasetLocked")
+
+    def test_local_destroy_waits_for_receive(self):
+        """
+        A local destroy of a dataset a peer is receiving into waits until
+        the receive has ended (RELIABILITY.md scenario 54), then destroys
+        the complete replica.
+        """
+        sender = FakeZFS(FUSE, seed=1)
+        sender.add_pool("src")
+        sender.execute(["zfs", "create", "src/a"])
+        sender.execute(["zfs", "snapshot", "src/a@flocker-push-1"])
+        data = sender.send_stream(["zfs", "send", "src/a@flocker-push-1"])
+        guid = int(sender.execute(["zfs", "get", "-H", "-p", "-o", "value", "guid",
+                                   "src/a@flocker-push-1"])[1])
+        d, out, err = self.serve(shlex.join(request(RECEIVE, _ID, FULL, "flocker-push-1", guid,
+                                                    str(uuid.uuid4()), 1)))
+        protocol, _, argv = self.reactor.spawned[-1][:3]
+        backend = self.local_backend()
+        destroyed = backend.destroy(_ID, force=True)
+        self.reactor.advance(10)
+        self.assertNoResult(destroyed)
+        status, stdout, stderr = self.fake.receive_stream(argv, data)
+        protocol.childDataReceived(2, stderr)
+        protocol.processEnded(Failure(ProcessDone(0)))
+        self.assertEqual(self.successResultOf(d), 0, err.getvalue())
+        self.reactor.advance(1)
+        self.successResultOf(destroyed)
+        self.assertEqual(self.successResultOf(backend.discover()).datasets, {})
 
     def test_process(self):
         """

@@ -20,7 +20,8 @@ from .._config import AgentConfig, ZFSSettings, parse_config, zfs_settings
 from .._plugin import (
     ENTRY_POINT_GROUP, FLOCKER_BACKEND, BackendDescription, BackendLoadError, UnknownBackend,
     backend_from_config, find_backend, installed_entry_points, is_module_path, known_backends,
-    unchecked_settings, zfs_backend, zfs_backend_factory)
+    lock_dir_for, unchecked_settings, zfs_backend, zfs_backend_factory)
+from .._dslock import DEFAULT_LOCK_DIR
 from ..errors import ConfigError, InvalidName, PoolNotFound
 from ..interfaces import IStorageBackend
 from ..testing import FakeZFS
@@ -547,6 +548,42 @@ class BackendFromConfigTests(SynchronousTestCase):
         self.failureResultOf(backend_from_config(None, _config(description)), InvalidName)
 
 
+class LockDirTests(SynchronousTestCase):
+    """
+    The zfs backend shares peer-serve's per-dataset lock directory.
+    """
+
+    def test_real_processes(self):
+        """
+        With real processes the backend uses the settings' ``lock_dir``,
+        else peer-serve's default.
+        """
+        self.assertEqual(lock_dir_for(ZFSSettings()), DEFAULT_LOCK_DIR)
+        self.assertEqual(lock_dir_for(types.SimpleNamespace(lock_dir="/run/x")), "/run/x")
+
+    def test_injected_runner(self):
+        """
+        With an injected runner (a fake pool) the default directory is not
+        used, a configured one is.
+        """
+        fake = FakeZFS()
+        self.assertIsNone(lock_dir_for(ZFSSettings(), fake))
+        self.assertIsNone(lock_dir_for(types.SimpleNamespace(lock_dir=DEFAULT_LOCK_DIR), fake))
+        self.assertEqual(lock_dir_for(types.SimpleNamespace(lock_dir="/run/x"), fake), "/run/x")
+
+    def test_backend(self):
+        """
+        The factory passes it to the backend.
+        """
+        base = os.path.abspath(self.mktemp())
+        settings = types.SimpleNamespace(pool="tank", mount_root=base + "/mnt",
+                                         node_file=base + "/node.json", lock_dir=base + "/l")
+        self.assertEqual(zfs_backend(MemoryReactorClock(), settings, runner=FakeZFS()).lock_dir,
+                         base + "/l")
+        self.assertEqual(zfs_backend(MemoryReactorClock(), ZFSSettings(
+            node_file=base + "/node.json")).lock_dir, DEFAULT_LOCK_DIR)
+
+
 class ZFSSettingsHookTests(SynchronousTestCase):
     """
     The zfs description's hook is the config module's.
@@ -582,6 +619,7 @@ class RealBackendFromConfigTests(TestCase):
             % (pool, mount_root, base))
         backend = await backend_from_config(reactor, config)
         self.assertIsNotNone(backend.capabilities)
+        self.assertEqual(backend.lock_dir, DEFAULT_LOCK_DIR)
         await backend.create(DATASET)
         state = await backend.discover()
         self.assertEqual(state.datasets[DATASET].owner, backend.node_uuid)

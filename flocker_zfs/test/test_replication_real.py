@@ -14,14 +14,17 @@ import shlex
 import signal
 import subprocess
 import sys
+import shutil
 import uuid
 
 from twisted.internet import reactor
+from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import TestCase
 
 from .._backend import ZFSBackend
+from .._dslock import DatasetLock, DatasetLocked
 from .._replication import Replicator, SimulatedCrash
 from .._sshpeer import SSHPeer
 from ..errors import DatasetBusy, DatasetInUse, TransferFailed
@@ -45,7 +48,11 @@ class _Node(object):
         self.node_file = os.path.join(self.mount_root + "-" + name + ".json")
         case.addCleanup(lambda: os.path.exists(self.node_file) and os.remove(self.node_file))
         self.node_uuid = load_node_uuid(self.node_file)
-        self.backend = ZFSBackend(reactor, self.pool, self.mount_root, self.node_uuid)
+        # The lock directory this node's peer-serve uses, as on a real node.
+        self.lock_dir = self.mount_root + "-locks"
+        case.addCleanup(shutil.rmtree, self.lock_dir, True)
+        self.backend = ZFSBackend(reactor, self.pool, self.mount_root, self.node_uuid,
+                                  lock_dir=self.lock_dir, lock_wait=5)
         self.replicator = Replicator(self.backend, reactor)
         self.sshd = realssh.make_sshd(case)
         self.serve()
@@ -57,7 +64,7 @@ class _Node(object):
         return "PYTHONPATH=%s exec %s" % (shlex.quote(_REPOSITORY), shlex.join([
             sys.executable, "-m", "flocker_zfs", "peer-serve", "--pool", self.pool,
             "--mount-root", self.mount_root, "--node-file", self.node_file,
-            "--lock-dir", self.mount_root + "-locks"]))
+            "--lock-dir", self.lock_dir]))
 
     def serve(self, command=None):
         self.sshd.set_forced_command(command or self.serve_command())
@@ -192,6 +199,58 @@ class RealReplicationTests(_RealCase):
         with open(self.a.path(self.dataset_id, "from-b"), "rb") as handle:
             self.assertEqual(handle.read(), b"written on b")
         self.assert_read_only(self.b)
+
+    async def test_local_operation_excludes_receive(self):
+        """
+        While B's own backend (its agent or a command) works on the dataset,
+        a push into it is refused by B's peer-serve naming that process;
+        and while B's peer-serve receives into it, B's backend waits
+        (RELIABILITY.md scenario 54).  Afterwards both proceed.
+        """
+        await self.create()
+        await self.a.replicator.push(self.dataset_id, self.a.peer(self.b))
+        gate = Deferred()
+
+        async def hold():
+            async with self.b.backend.locked(self.dataset_id, "destroy"):
+                await gate
+        held = Deferred.fromCoroutine(hold())
+        with self.assertRaises(TransferFailed) as caught:
+            await self.a.replicator.push(self.dataset_id, self.a.peer(self.b))
+        self.assertEqual(caught.exception.error.name, "DatasetLocked")
+        self.assertIn("(pid %d: flocker-zfs destroy)" % (os.getpid(),),
+                      str(caught.exception.error))
+        gate.callback(None)
+        await held
+        with open(self.a.path(self.dataset_id, "more"), "wb") as handle:
+            handle.write(os.urandom(8 * 1024 * 1024))
+        impatient = ZFSBackend(reactor, self.b.pool, self.b.mount_root, self.b.node_uuid,
+                               lock_dir=self.b.lock_dir, lock_wait=0)
+        await impatient.start()
+        await self.b.backend.start()
+        pushing = self.a.replicator.push(self.dataset_id, self.a.peer(self.b))
+        lock = os.path.join(self.b.lock_dir, self.b.pool, self.dataset_id + ".lock")
+        waited = []
+        for _ in range(200):        # until B's peer-serve holds the lock
+            probe = DatasetLock(self.b.lock_dir, self.b.pool, self.dataset_id)
+            if not probe.try_acquire():
+                waited.append(probe.holder())
+                break
+            probe.release()
+            await deferLater(reactor, 0.02, lambda: None)
+        # Started backends try the lock in the same reactor turn as the
+        # probe, while peer-serve still holds it.
+        refused = impatient.snapshot(self.dataset_id, "refused")
+        snapshot = self.b.backend.snapshot(self.dataset_id, "during-receive")
+        self.assertEqual(len(waited), 1, "peer-serve never held %s" % (lock,))
+        self.assertIn("flocker-zfs peer-serve receive", waited[0])
+        with self.assertRaises(DatasetLocked) as locked:
+            await refused
+        self.assertIn("flocker-zfs peer-serve receive", str(locked.exception))
+        pushed = await pushing
+        self.assertEqual((await snapshot).name, "during-receive")
+        names = [s.name for s in (await self.b.backend.get(self.dataset_id)).snapshots]
+        self.assertEqual(names[-2:], [pushed.snapshot, "during-receive"])
 
     async def test_receiver_dies_mid_stream(self):
         """
