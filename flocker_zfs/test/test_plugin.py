@@ -4,6 +4,7 @@ Tests for :mod:`flocker_zfs._plugin`.
 
 import json
 import os
+import shutil
 import sys
 import types
 import uuid
@@ -618,6 +619,7 @@ class RealBackendFromConfigTests(TestCase):
             "dataset: {backend: zfs, pool: %s, mount_root: %s, node_file: %s/node.json}"
             % (pool, mount_root, base))
         backend = await backend_from_config(reactor, config)
+        self.addCleanup(shutil.rmtree, os.path.join(DEFAULT_LOCK_DIR, pool), True)
         self.assertIsNotNone(backend.capabilities)
         self.assertEqual(backend.lock_dir, DEFAULT_LOCK_DIR)
         await backend.create(DATASET)
