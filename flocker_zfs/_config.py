@@ -10,9 +10,10 @@ other top-level key (``version``, ``control-service``, ...) stays in
 
 Parsing has no side effects. It creates no file and runs no command, and it
 imports a module only when ``backend:`` names one. Every problem raises a
-:class:`~flocker_zfs.errors.ConfigError` whose message is one line. That line
-starts with the file's name and then says where the problem is (the key as
-``dataset.ssh_port``, or the line and column of malformed YAML).  Reading
+:class:`~flocker_zfs.errors.ConfigError` whose message is one line naming
+the file. A problem in what it says starts with the file's name and then
+says where the problem is (the key as ``dataset.ssh_port``, or the line and
+column of malformed YAML).  Reading
 the file and its YAML (sizes, decoding, positions, repeated keys) is
 :mod:`flocker_zfs._yamlsource`; this module checks what the document says.
 """
@@ -25,10 +26,10 @@ from eliot import start_action
 from pyrsistent import PClass, PMap, field, pmap
 
 from ._actions import CONFIG_LOAD
+from ._files import read_bounded
 from ._ssh import SSHConfig, validate_ciphers, validate_path, validate_port
 from ._yamlsource import (
-    NOTHING, config_error, decode_text, freeze, kind_of, load_yaml, one_line, read_source,
-    shown)
+    NOTHING, config_error, decode_text, freeze, kind_of, load_yaml, one_line, shown)
 from ._yamlsource import clip  # noqa: F401 (re-exported: _plugin imports it from here)
 from .errors import ConfigError
 from .names import validate_mount_root, validate_pool_name
@@ -426,7 +427,7 @@ def read_config_file(path):
     :raises ConfigError: it is missing, a directory or not a regular file,
         unreadable, or larger than :data:`MAX_CONFIG_BYTES`.
     """
-    return read_source(
+    return read_bounded(
         path, MAX_CONFIG_BYTES, "configuration file",
         fix="Give the path of the agent's configuration file (--config PATH).",
         missing_fix="Create it (%s), or give another path with --config." % (_FORMAT_FIX,))

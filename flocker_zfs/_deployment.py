@@ -328,12 +328,7 @@ def load_deployment(path):
     :raises ConfigError: the file cannot be read, is not a regular file, is
         larger than :data:`MAX_DEPLOYMENT_BYTES`, or is invalid.
     """
-    try:
-        data = read_bounded(path, MAX_DEPLOYMENT_BYTES, "deployment file",
-                            fix="Give the path of the deployment YAML file (%s)."
-                                % (_FORMAT,))
-    except OSError as error:
-        raise ConfigError("cannot read deployment file %s: %s"
-                          % (path, error.strerror or error),
-                          fix="Check that the file exists and is readable.")
+    data = read_bounded(path, MAX_DEPLOYMENT_BYTES, "deployment file",
+                        fix="Give the path of the deployment YAML file (%s)." % (_FORMAT,),
+                        missing_fix="Check the path, or write the file (%s)." % (_FORMAT,))
     return parse_deployment(decode_text(data, path), source=path)

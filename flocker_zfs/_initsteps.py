@@ -275,23 +275,20 @@ def read_public_key(path):
     :return: the :class:`PublicKey` in the file at ``path``.
     :raises ConfigError: unreadable, or not one public key.
     """
+    fix = "Give the path of a .pub file, or the key line itself."
+    data = read_bounded(path, MAX_KEYS_FILE_BYTES, "public key file", fix, missing_fix=fix)
     try:
-        text = read_bounded(path, MAX_KEYS_FILE_BYTES, "public key file",
-                            fix="Give the path of a .pub file, or the key line itself."
-                            ).decode("utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError("cannot read public key %s: %s" % (path, os_reason(error)),
-                          fix="Check the path and its permissions.")
-    return parse_public_key(text)
+        return parse_public_key(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError("public key file %s is not UTF-8 text" % (path,), fix=fix)
 
 
 def read_keys_file(path, what, fix):
     """
     :return: the text of a ``known_hosts`` or ``authorized_keys`` file
         (undecodable bytes replaced), or ``""`` if it does not exist.
-    :raises ConfigError: it is not a regular file, or is larger than
-        :data:`~flocker_zfs._files.MAX_KEYS_FILE_BYTES`.
-    :raises OSError: it cannot be read.
+    :raises ConfigError: it is not a regular file, is larger than
+        :data:`~flocker_zfs._files.MAX_KEYS_FILE_BYTES`, or cannot be read.
     """
     try:
         data = read_bounded(path, MAX_KEYS_FILE_BYTES, what, fix)
@@ -573,8 +570,8 @@ def load_state(path):
     except FileNotFoundError:
         return empty_state()
     except ConfigError:
-        raise
-    except (OSError, ValueError) as error:
+        raise       # a ValueError too: refused by read_bounded, with its fix
+    except ValueError as error:
         raise ConfigError("cannot read init's state file %s: %s" % (path, os_reason(error)),
                           fix="Restore it from backup, or move it away; without it init "
                               "treats every existing pool and key as not its own.")

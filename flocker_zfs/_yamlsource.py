@@ -2,10 +2,12 @@
 """
 Reading an operator's YAML file (``agent.yml``, a deployment file) into
 plain values, with one-line :class:`~flocker_zfs.errors.ConfigError`
-messages that start with the file's name and say where the problem is.
+messages that name the file and say where the problem is (those about its
+content start with the file's name).
 
 - :func:`read_source`: the bytes of a small regular file (a directory, a
-  device, a pipe or a huge file is refused, never read or waited on);
+  device, a pipe or a huge file is refused, never read or waited on), which
+  is :func:`flocker_zfs._files.read_bounded`;
 - :func:`decode_text`: UTF-8 (a byte order mark allowed), naming the line
   and column of a bad byte;
 - :func:`load_yaml`: one document through ``yaml.safe_load``'s loader,
@@ -13,21 +15,21 @@ messages that start with the file's name and say where the problem is.
   line and column of malformed YAML or of a value the safe loader cannot
   build;
 - :func:`freeze`: the document as pyrsistent values;
-- :func:`shown`, :func:`kind_of`, :func:`clip`, :func:`one_line`: values
-  quoted in messages, short and on one line.
+- :func:`shown`, :func:`kind_of`, :func:`clip`, :func:`one_line` (from
+  :mod:`flocker_zfs._files`): values quoted in messages, short and on one
+  line.
 
 Nothing here has side effects beyond reading the one file asked for.
 """
 
 import datetime
-import os
 import reprlib
-import stat
 from collections.abc import Mapping, Sequence, Set
 
 import yaml
 from pyrsistent import pmap, pset, pvector
 
+from ._files import one_line, read_bounded
 from .errors import ConfigError
 
 
@@ -53,14 +55,6 @@ class _Repr(reprlib.Repr):
 
 
 _REPR = _Repr()
-
-
-def one_line(text):
-    """
-    :return: ``text`` with control characters and line breaks escaped, so a
-        message stays on one line whatever it quotes.
-    """
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def clip(text, limit=100):
@@ -114,45 +108,9 @@ def config_error(source, message, fix=None, kind=ConfigError):
 
 # -- the file ----------------------------------------------------------------------
 
-def _refuse_kind(path, mode, what, fix):
-    if stat.S_ISDIR(mode):
-        raise config_error(path, "is a directory, not a %s" % (what,), fix=fix)
-    if not stat.S_ISREG(mode):
-        raise config_error(path, "is not a regular file", fix=fix)
-
-
-def read_source(path, limit, what, fix, missing_fix):
-    """
-    Read a whole small file.
-
-    :param int limit: the most bytes such a file holds.
-    :param str what: what it is, for messages (``"configuration file"``).
-    :param str fix: the fix when ``path`` is the wrong kind of file.
-    :param str missing_fix: the fix when nothing is at ``path``.
-    :return: its ``bytes``.
-    :raises ConfigError: it is missing, a directory or not a regular file
-        (checked again once open: a pipe put there meanwhile is neither
-        waited on nor read), unreadable, or larger than ``limit``.
-    """
-    try:
-        _refuse_kind(path, os.stat(path).st_mode, what, fix)
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
-        with os.fdopen(fd, "rb") as handle:
-            _refuse_kind(path, os.fstat(fd).st_mode, what, fix)
-            data = handle.read(limit + 1)
-    except FileNotFoundError:
-        raise config_error(path, "no such file", fix=missing_fix)
-    except PermissionError:
-        raise config_error(path, "cannot read the file: permission denied",
-                           fix="Run as root, or make the file readable by this user.")
-    except OSError as error:
-        raise config_error(path, "cannot read the file: %s"
-                                 % (os.strerror(error.errno) if error.errno else error,),
-                           fix=fix)
-    if len(data) > limit:
-        raise config_error(path, "the file is larger than %d bytes; is this the right file?"
-                                 % (limit,), fix=fix)
-    return data
+#: The bytes of a small regular file, or a one-line error naming it: the
+#: one bounded reader, :func:`flocker_zfs._files.read_bounded`.
+read_source = read_bounded
 
 
 def decode_text(data, source):

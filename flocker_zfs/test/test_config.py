@@ -23,6 +23,8 @@ from ..errors import ConfigError, InvalidName
 from . import plugin_example
 
 SOURCE = "/etc/flocker/agent.yml"
+#: The fix when --config names something that is not a configuration file.
+WRONG_FILE_FIX = "Give the path of the agent's configuration file (--config PATH)."
 EXAMPLE_MODULE = "flocker_zfs.test.plugin_example"
 
 
@@ -751,51 +753,53 @@ class LoadConfigTests(ClearErrorMixin, SynchronousTestCase):
         path = self.write(zfs(ssh_port="x"))
         self.assertLoadError(path, "dataset.ssh_port must be an integer")
 
+    def assertReadError(self, path, summary, fix):
+        """
+        Loading ``path`` fails before it is parsed, with one line naming
+        what the file is and where (:func:`flocker_zfs._files.read_bounded`).
+        """
+        with self.assertRaises(ConfigError) as caught:
+            load_config(path, find_backend=FIND)
+        self.assertEqual(caught.exception.summary(), summary)
+        self.assertIn(fix, caught.exception.fix)
+        self.assertNotIn("\n", str(caught.exception))
+
     def test_missing(self):
         """
-        A missing file says so.
+        A missing file says so, and how to make it or point elsewhere.
         """
         path = os.path.abspath(self.mktemp())
-        self.assertLoadError(path, "no such file", "--config")
+        self.assertReadError(path, "cannot read configuration file %s: no such file" % (path,),
+                             "or give another path with --config.")
 
     def test_missing_directory(self):
         """
         A path through a regular file says why it cannot be read.
         """
-        path = self.write("x: 1\n")
-        self.assertLoadError(path + "/agent.yml", "Not a directory")
+        path = self.write("x: 1\n") + "/agent.yml"
+        self.assertReadError(path, "cannot read configuration file %s: not a directory"
+                             % (path,), WRONG_FILE_FIX)
 
-    def test_directory(self):
+    def test_not_regular(self):
         """
-        A directory is not a configuration file.
+        A directory, a FIFO (not waited for) or a device is not a
+        configuration file.
         """
-        path = os.path.abspath(self.mktemp())
-        os.makedirs(path)
-        self.assertLoadError(path, "is a directory")
-
-    def test_fifo(self):
-        """
-        A FIFO is refused without waiting for a writer.
-        """
-        path = os.path.abspath(self.mktemp())
-        os.mkfifo(path)
-        self.assertLoadError(path, "not a regular file")
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        fifo = os.path.abspath(self.mktemp())
+        os.mkfifo(fifo)
+        for path, kind in [(directory, "a directory"), (fifo, "a named pipe"),
+                           ("/dev/zero", "a character device")]:
+            self.assertReadError(path, "configuration file %s is not a regular file but %s"
+                                 % (path, kind), WRONG_FILE_FIX)
 
     def test_unreadable(self):
         """
         A file whose read fails names the system's reason.
         """
-        self.assertLoadError("/proc/self/mem", "cannot read the file", "Input/output error")
-
-    def test_permission_denied(self):
-        """
-        A file this user may not read says so.
-        """
-        if os.geteuid() == 0:
-            self.skipTest("root reads every file")
-        path = self.write(zfs())
-        os.chmod(path, 0)
-        self.assertLoadError(path, "permission denied")
+        self.assertReadError("/proc/self/mem", "cannot read configuration file /proc/self/mem: "
+                             "input/output error", WRONG_FILE_FIX)
 
     def test_empty(self):
         """
@@ -815,7 +819,8 @@ class LoadConfigTests(ClearErrorMixin, SynchronousTestCase):
         A file over the size limit is refused before it is parsed.
         """
         path = self.write(b"#" * (MAX_CONFIG_BYTES + 1))
-        self.assertLoadError(path, "larger than %d bytes" % (MAX_CONFIG_BYTES,))
+        self.assertReadError(path, "configuration file %s is larger than 1048576 bytes (1M), "
+                             "more than such a file ever holds" % (path,), WRONG_FILE_FIX)
 
     @capture_logging(None)
     def test_logged(self, logger):

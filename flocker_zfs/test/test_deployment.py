@@ -359,13 +359,14 @@ class DeploymentErrorTests(SynchronousTestCase):
 
     def test_missing_file(self):
         """
-        A missing file names the path and the reason.
+        A missing file names the path and the reason (as the agent does).
         """
         path = os.path.abspath(self.mktemp())
         with self.assertRaises(ConfigError) as caught:
             load_deployment(path)
-        self.assertIn("cannot read deployment file %s: No such file" % (path,),
-                      str(caught.exception))
+        self.assertEqual((caught.exception.summary(), caught.exception.fix), (
+            "cannot read deployment file %s: no such file" % (path,),
+            "Check the path, or write the file (docs/deployer.rst describes it)."))
 
     def test_not_utf8(self):
         """
@@ -392,7 +393,7 @@ class DeploymentErrorTests(SynchronousTestCase):
             with self.assertRaises(ConfigError) as caught:
                 load_deployment(path)
             self.assertEqual(caught.exception.summary(),
-                             "deployment file %s is %s, not a regular file" % (path, kind))
+                             "deployment file %s is not a regular file but %s" % (path, kind))
             self.assertIn("deployment YAML file", caught.exception.fix)
 
     def test_too_large(self):
@@ -405,8 +406,8 @@ class DeploymentErrorTests(SynchronousTestCase):
         with self.assertRaises(ConfigError) as caught:
             load_deployment(path)
         self.assertEqual(caught.exception.summary(),
-                         "deployment file %s is larger than 16M, more than such a file "
-                         "ever holds" % (path,))
+                         "deployment file %s is larger than 16777216 bytes (16M), more "
+                         "than such a file ever holds" % (path,))
 
     def test_errors_name_the_file(self):
         """

@@ -303,7 +303,7 @@ class DoctorTests(SynchronousTestCase):
             self.assertNotIn("passphrase", checks["ssh identity"]["detail"])
         checks = self.checks("--ssh-identity", "/dev/zero")[1]
         self.assertEqual(checks["ssh identity"]["detail"],
-                         "ssh identity /dev/zero is a character device, not a regular file")
+                         "ssh identity /dev/zero is not a regular file but a character device")
 
     def test_ssh_keygen_missing(self):
         """
@@ -557,7 +557,7 @@ class DoctorTests(SynchronousTestCase):
                 self.assertEqual(status, 1)
                 failing = [key for key, check in checks.items() if not check["ok"]]
                 self.assertIn(name, failing, (option, path))
-                self.assertIn("%s is %s, not a regular file" % (path, kind),
+                self.assertIn("%s is not a regular file but %s" % (path, kind),
                               checks[name]["detail"])
                 self.assertNotIn("bug", checks[name]["fix"])
 
@@ -573,7 +573,8 @@ class DoctorTests(SynchronousTestCase):
                 handle.truncate(4 * 1024 * 1024 + 1)
             _, checks = self.checks(option, path)
             self.assertEqual(checks[name]["detail"],
-                             "%s %s is larger than 4M, more than such a file ever holds"
+                             "%s %s is larger than 4194304 bytes (4M), more than such a file "
+                             "ever holds"
                              % (name, path))
 
     def test_text_failure(self):

@@ -739,9 +739,9 @@ class InitTests(SynchronousTestCase):
         status, _, err = node.init("--peer-key", PEER_KEY.line(), "--install-authorized-keys",
                                    os.path.join(blocker, "authorized_keys"))
         self.assertEqual(status, 1)
-        self.assertIn("flocker-zfs: error: cannot read %s/authorized_keys: Not a directory. "
-                      "Fix: Check the path and its permissions; nothing was changed." % (blocker,),
-                      err)
+        self.assertIn("flocker-zfs: error: cannot read authorized_keys %s/authorized_keys: not a "
+                      "directory. Fix: Give the authorized_keys file with "
+                      "--install-authorized-keys." % (blocker,), err)
         self.assertFalse(os.path.exists(node.etc))
 
     def test_not_regular_files(self):
@@ -766,15 +766,16 @@ class InitTests(SynchronousTestCase):
                 before = node.files()
                 status, out, err = node.init(*extra)
                 self.assertEqual((status, out, err.count("\n")), (1, "", 1), (what, path))
-                self.assertIn("error: %s %s is %s, not a regular file. Fix: " % (what, path, kind),
-                              err)
+                self.assertIn("error: %s %s is not a regular file but %s. Fix: "
+                              % (what, path, kind), err)
                 self.assertEqual(node.files(), before)
         os.makedirs(node.etc)
         os.mkfifo(os.path.join(node.etc, "init-state.json"))
         status, _, err = node.init()
         self.assertEqual(status, 1)
         self.assertTrue(err.startswith("flocker-zfs: error: init's state file "
-                                       "%s/init-state.json is a named pipe" % (node.etc,)), err)
+                                       "%s/init-state.json is not a regular file but a "
+                                       "named pipe" % (node.etc,)), err)
         self.assertEqual(err.count("Fix:"), 1)
 
     def test_unwritable_pool_file(self):

@@ -1,65 +1,17 @@
 """
-Tests for :mod:`flocker_zfs._yamlsource`, on its own: reading a file,
-decoding it and loading its YAML with positions in every message.  (How
-``agent.yml`` uses it is tested in ``test_config``.)
+Tests for :mod:`flocker_zfs._yamlsource`, on its own: decoding a file and
+loading its YAML with positions in every message.  (Reading the file is
+tested in ``test_files``; how ``agent.yml`` uses all this in
+``test_config``.)
 """
-
-import os
 
 from pyrsistent import PMap, PVector
 from twisted.trial.unittest import SynchronousTestCase
 
-from .._yamlsource import (
-    NOTHING, decode_text, freeze, kind_of, load_yaml, read_source, shown)
+from .._yamlsource import NOTHING, decode_text, freeze, kind_of, load_yaml, shown
 from ..errors import ConfigError
 
 SOURCE = "/etc/flocker/deployment.yml"
-
-
-class ReadSourceTests(SynchronousTestCase):
-    """
-    :func:`read_source` reads a small regular file, refusing anything else
-    with a one-line message naming the file.
-    """
-
-    def read(self, path, limit=100):
-        return read_source(path, limit, "deployment file", fix="Use the right file.",
-                           missing_fix="Create it.")
-
-    def assertRefused(self, path, *parts, limit=100):
-        with self.assertRaises(ConfigError) as caught:
-            self.read(path, limit)
-        message = str(caught.exception)
-        self.assertTrue(message.startswith(path + ": "), message)
-        self.assertNotIn("\n", message)
-        for part in parts:
-            self.assertIn(part, message)
-        return caught.exception
-
-    def test_reads(self):
-        """
-        A regular file's bytes, up to the limit, are returned.
-        """
-        path = self.mktemp()
-        with open(path, "wb") as handle:
-            handle.write(b"x" * 100)
-        self.assertEqual(self.read(path), b"x" * 100)
-        self.assertRefused(path, "larger than 99 bytes", limit=99)
-
-    def test_not_a_file(self):
-        """
-        A missing path, a directory and a named pipe are refused, each with
-        its fix; the pipe is neither waited on nor read.
-        """
-        self.assertEqual(self.assertRefused(os.path.abspath(self.mktemp()), "no such file")
-                         .fix, "Create it.")
-        directory = os.path.abspath(self.mktemp())
-        os.mkdir(directory)
-        self.assertEqual(self.assertRefused(directory, "is a directory, not a deployment file")
-                         .fix, "Use the right file.")
-        pipe = os.path.abspath(self.mktemp())
-        os.mkfifo(pipe)
-        self.assertRefused(pipe, "is not a regular file")
 
 
 class DecodeTextTests(SynchronousTestCase):
