@@ -22,6 +22,7 @@ from . import _doctor, _init
 from ._backend import MINIMUM_SIZE, ZFSBackend
 from ._config import DEFAULT_CONFIG, ZFSSettings, load_config
 from ._peerserve_main import DEFAULT_LOCK_DIR, serve_main
+from ._plugin import lock_dir_for
 from ._protocol import encode_error
 from ._replication import Replicator
 from ._ssh import SSHConfig, parse_peer
@@ -419,6 +420,7 @@ def _apply_config(options, default_config):
     for name in SETTINGS_OPTIONS:
         if getattr(options, name, None) is None:
             setattr(options, name, getattr(settings, name))
+    options.settings = settings
 
 
 def _identity(options):
@@ -453,8 +455,11 @@ async def _dispatch(options, out, err, default_config, debug):
             raise ConfigError("peer-serve answers requests from sshd, not from a terminal",
                               fix="Use it only as the forced command of the peer key in "
                                   "authorized_keys.")
+        # The per-dataset lock files peer-serve and the agent take too, so a
+        # command never runs on a dataset while a peer is receiving into it.
         backend = ZFSBackend(options.reactor, options.pool, options.mount_root,
-                             _identity(options), runner=options.runner)
+                             _identity(options), runner=options.runner,
+                             lock_dir=lock_dir_for(options.settings, options.runner))
         await _interruptible(options.reactor, options.run(backend, options, out))
         return 0
     except FlockerZFSError as error:
