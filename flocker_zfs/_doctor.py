@@ -34,9 +34,6 @@ from .errors import ConfigError, FlockerZFSError, PoolNotFound, ZFSError
 from .names import validate_mount_root, validate_pool_name
 from .node import DEFAULT_NODE_FILE, load_node_uuid
 
-#: A node identity file holds one small JSON object.
-MAX_NODE_FILE_BYTES = 64 * 1024
-
 #: Seconds a peer has to answer ``hello``.
 HELLO_TIMEOUT = 30.0
 
@@ -220,14 +217,8 @@ class _Doctor(object):
                           "`flocker-zfs init --node-file %s` creates it. If this node owned "
                           "datasets, restore the file from backup instead: a new identity "
                           "would orphan them." % (path,))
-        fix = "Give the node identity file (node.json) with --node-file."
-        # Before load_node_uuid reads it whole: /dev/zero would never end.
-        info = os.stat(path)
-        check_regular("node identity file", path, info.st_mode, fix)
-        if info.st_size > MAX_NODE_FILE_BYTES:
-            return failed("node identity", "%s is %d bytes, too large for a node identity "
-                          "file" % (path, info.st_size), fix)
         try:
+            # Refuses /dev/zero, a pipe or a huge file unread.
             self.node_uuid = load_node_uuid(path, create=False)
         except ConfigError as error:
             return from_error("node identity", error)

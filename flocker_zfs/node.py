@@ -12,10 +12,15 @@ import json
 import os
 import uuid
 
+from ._files import read_bounded
 from .errors import ConfigError
 from .names import is_dataset_id
 
 DEFAULT_NODE_FILE = "/etc/flocker/node.json"
+
+#: A node identity file holds one small JSON object; a larger file (or
+#: ``/dev/zero``) is a wrong path, refused unread.
+MAX_NODE_FILE_BYTES = 64 * 1024
 
 
 def load_node_uuid(path=DEFAULT_NODE_FILE, create=True):
@@ -23,12 +28,14 @@ def load_node_uuid(path=DEFAULT_NODE_FILE, create=True):
     :param str path: the identity file.
     :param bool create: create the file with a new random UUID if missing.
     :return: the node uuid (``str``).
-    :raises ConfigError: the file is unreadable or malformed, or missing
-        and ``create`` is false.
+    :raises ConfigError: the file is unreadable, not a regular file, larger
+        than :data:`MAX_NODE_FILE_BYTES`, or malformed, or missing and
+        ``create`` is false.
     """
     try:
-        with open(path, "rb") as handle:
-            raw = handle.read()
+        raw = read_bounded(path, MAX_NODE_FILE_BYTES, "node identity file",
+                           fix="Give this node's identity file (node.json) with --node-file, "
+                               "or node_file in agent.yml.")
     except FileNotFoundError:
         if not create:
             raise ConfigError("node identity file %s does not exist" % (path,),
@@ -36,10 +43,6 @@ def load_node_uuid(path=DEFAULT_NODE_FILE, create=True):
                                   "`flocker-zfs peer-serve`; restore it from backup if this "
                                   "node owned datasets.")
         return _create(path)
-    except OSError as error:
-        raise ConfigError("cannot read node identity file %s: %s"
-                          % (path, os.strerror(error.errno)),
-                          fix="Check the file's permissions (it should be readable by root).")
     try:
         value = json.loads(raw.decode("utf-8"))["uuid"]
     except (ValueError, KeyError, TypeError, UnicodeDecodeError):

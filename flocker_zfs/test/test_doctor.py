@@ -563,19 +563,23 @@ class DoctorTests(SynchronousTestCase):
 
     def test_huge_files(self):
         """
-        An authorized_keys or known_hosts file of more than 4 MiB fails its
-        check instead of being read.
+        An authorized_keys or known_hosts file of more than 4 MiB, or a node
+        identity file of more than 64 KiB, fails its check instead of being
+        read.
         """
-        for option, name in [("--authorized-keys", "authorized_keys"),
-                             ("--ssh-known-hosts", "known_hosts")]:
+        for option, name, what, limit, size in [
+                ("--authorized-keys", "authorized_keys", "authorized_keys", 4 * 1024 * 1024,
+                 "4M"),
+                ("--ssh-known-hosts", "known_hosts", "known_hosts", 4 * 1024 * 1024, "4M"),
+                ("--node-file", "node identity", "node identity file", 64 * 1024, "64K")]:
             path = os.path.join(self.node.base, "huge")
             with open(path, "wb") as handle:
-                handle.truncate(4 * 1024 * 1024 + 1)
+                handle.truncate(limit + 1)
             _, checks = self.checks(option, path)
             self.assertEqual(checks[name]["detail"],
-                             "%s %s is larger than 4194304 bytes (4M), more than such a file "
-                             "ever holds"
-                             % (name, path))
+                             "%s %s is larger than %d bytes (%s), more than such a file "
+                             "ever holds" % (what, path, limit, size))
+            self.assertIn(option, checks[name]["fix"])
 
     def test_text_failure(self):
         """

@@ -10,7 +10,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from ..errors import ConfigError
 from ..names import is_dataset_id
-from ..node import load_node_uuid
+from ..node import MAX_NODE_FILE_BYTES, load_node_uuid
 
 
 class LoadNodeUUIDTests(SynchronousTestCase):
@@ -55,3 +55,52 @@ class LoadNodeUUIDTests(SynchronousTestCase):
                 load_node_uuid(self.path)
             with open(self.path, "rb") as handle:
                 self.assertEqual(handle.read(), content)
+
+    def test_not_a_file(self):
+        """
+        ``--node-file /dev/zero`` (which never ends), a named pipe or a
+        directory is refused without being read or waited on, naming the
+        file and the fix; nothing is created.
+        """
+        pipe = os.path.abspath(self.mktemp())
+        os.mkfifo(pipe)
+        directory = os.path.abspath(self.mktemp())
+        os.mkdir(directory)
+        for path, kind in [("/dev/zero", "a character device"), (pipe, "a named pipe"),
+                           (directory, "a directory")]:
+            for create in (True, False):
+                with self.assertRaises(ConfigError) as caught:
+                    load_node_uuid(path, create=create)
+                self.assertEqual(caught.exception.summary(),
+                                 "node identity file %s is not a regular file but %s"
+                                 % (path, kind))
+                self.assertIn("--node-file", caught.exception.fix)
+        self.assertEqual(os.listdir(directory), [])
+
+    def test_too_large(self):
+        """
+        A file larger than a node identity file ever is (a wrong path) is
+        refused unread.
+        """
+        os.makedirs(os.path.dirname(self.path))
+        with open(self.path, "wb") as handle:
+            handle.truncate(MAX_NODE_FILE_BYTES + 1)
+        with self.assertRaises(ConfigError) as caught:
+            load_node_uuid(self.path)
+        self.assertEqual(caught.exception.summary(),
+                         "node identity file %s is larger than 65536 bytes (64K), more than "
+                         "such a file ever holds" % (self.path,))
+        self.assertIn("--node-file", caught.exception.fix)
+
+    def test_unreadable(self):
+        """
+        A path that cannot be read names the file and why.
+        """
+        os.makedirs(os.path.dirname(self.path))
+        with open(self.path, "w") as handle:
+            handle.write("{}")
+        with self.assertRaises(ConfigError) as caught:
+            load_node_uuid(self.path + "/node.json", create=False)
+        self.assertEqual(caught.exception.summary(),
+                         "cannot read node identity file %s/node.json: not a directory"
+                         % (self.path,))
