@@ -923,6 +923,24 @@ def _edit(text, edits):
     return text
 
 
+class ReExportTests(SynchronousTestCase):
+    """
+    ``_plugin`` imports ``clip`` and ``shown`` from ``_config``; they live in
+    ``_yamlsource`` (and ``one_line`` in ``_files``), so ``_config`` keeps
+    them importable.
+    """
+
+    def test_message_helpers(self):
+        """
+        ``_config.clip``, ``shown`` and ``one_line`` are the helpers
+        themselves, and ``clip`` keeps a message short and on one line.
+        """
+        from .. import _config, _files, _yamlsource
+        self.assertEqual((_config.clip, _config.shown, _config.one_line),
+                         (_yamlsource.clip, _yamlsource.shown, _files.one_line))
+        self.assertEqual(_config.clip("a\nb" + "x" * 200, 10), "a\\nbxxx...")
+
+
 class GarbageTests(ClearErrorMixin, SynchronousTestCase):
     """
     Whatever :func:`parse_config` and :func:`load_config` are given, they
