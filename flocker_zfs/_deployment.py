@@ -266,30 +266,6 @@ def _deployment(document):
     return Deployment(nodes=nodes, datasets=datasets)
 
 
-def _key_paths(root):
-    """
-    For :func:`~flocker_zfs._yamlsource.load_yaml`: every mapping of the
-    document, whose keys must be unique, with the path of its keys as
-    messages name them (``datasets[0].``), found by walking the node tree.
-
-    :return: ``[(mapping node, None, prefix)]``, each mapping once.
-    """
-    found, seen, todo = [], set(), [(root, "")]
-    while todo:
-        node, path = todo.pop()
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        if isinstance(node, yaml.MappingNode):
-            found.append((node, None, path + "." if path else ""))
-            for key_node, value_node in node.value:
-                key = key_node.value if isinstance(key_node, yaml.ScalarNode) else "?"
-                todo.append((value_node, "%s.%s" % (path, key) if path else key))
-        elif isinstance(node, yaml.SequenceNode):
-            todo.extend((item, "%s[%d]" % (path, i)) for i, item in enumerate(node.value))
-    return found
-
-
 def _load_yaml(text, source):
     """
     :return: the document (``None`` for an empty one).
@@ -297,8 +273,7 @@ def _load_yaml(text, source):
         build, or a key repeated in any mapping (YAML would silently keep
         the last: the whole file is refused), naming line and column.
     """
-    document = load_yaml(text, source, unique=_key_paths,
-                         format_fix="docs/deployer.rst describes the format.")
+    document = load_yaml(text, source, format_fix="docs/deployer.rst describes the format.")
     return None if document is NOTHING else document
 
 

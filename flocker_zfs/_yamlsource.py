@@ -191,21 +191,25 @@ def every_mapping(root):
     The default for :func:`load_yaml`'s ``unique``: the keys of every
     mapping of the document must be unique.
 
-    :return: ``[(mapping node, None, "")]`` for each mapping node under
-        ``root`` (each once, however many aliases share it).
+    :return: ``[(mapping node, None, prefix)]`` for each mapping node under
+        ``root`` (each once, however many aliases share it), ``prefix``
+        being its path as messages name keys (``datasets[0].``; ``?`` for a
+        key that is not a scalar).
     """
-    found, seen, todo = [], set(), [root]
+    found, seen, todo = [], set(), [(root, "")]
     while todo:
-        node = todo.pop()
+        node, path = todo.pop()
         if id(node) in seen:
             continue
         seen.add(id(node))
         if isinstance(node, yaml.MappingNode):
-            found.append((node, None, ""))
+            found.append((node, None, path + "." if path else ""))
             for key_node, value_node in node.value:
-                todo += [key_node, value_node]
+                key = key_node.value if isinstance(key_node, yaml.ScalarNode) else "?"
+                child = "%s.%s" % (path, key) if path else key
+                todo += [(key_node, child), (value_node, child)]
         elif isinstance(node, yaml.SequenceNode):
-            todo += node.value
+            todo.extend((item, "%s[%d]" % (path, i)) for i, item in enumerate(node.value))
     return found
 
 

@@ -62,11 +62,14 @@ class LoadYAMLTests(SynchronousTestCase):
 
     def test_duplicates_anywhere(self):
         """
-        By default a key repeated in any mapping, however deep in lists, is
-        refused with both positions.
+        By default a key repeated in any mapping, however deep in lists (or
+        in a key that is a mapping), is refused with its path and both
+        positions.
         """
         self.assertLoadError("datasets:\n  - id: a\n    id: b\n", "line 3, column 5",
-                             "duplicate key id", "first at line 2, column 5")
+                             "duplicate key datasets[0].id", "first at line 2, column 5")
+        self.assertLoadError("? {a: 1, a: 2}\n: x\n", "line 1, column 10",
+                             "duplicate key ?.a", "first at line 1, column 4")
 
     def test_duplicates_chosen(self):
         """
