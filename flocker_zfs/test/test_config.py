@@ -21,6 +21,7 @@ from .._plugin import FLOCKER_BACKEND, find_backend
 from .._ssh import SSHConfig
 from ..errors import ConfigError, InvalidName
 from . import plugin_example
+from .test_files import not_regular_files
 
 SOURCE = "/etc/flocker/agent.yml"
 #: The fix when --config names something that is not a configuration file.
@@ -785,12 +786,7 @@ class LoadConfigTests(ClearErrorMixin, SynchronousTestCase):
         A directory, a FIFO (not waited for) or a device is not a
         configuration file.
         """
-        directory = os.path.abspath(self.mktemp())
-        os.makedirs(directory)
-        fifo = os.path.abspath(self.mktemp())
-        os.mkfifo(fifo)
-        for path, kind in [(directory, "a directory"), (fifo, "a named pipe"),
-                           ("/dev/zero", "a character device")]:
+        for path, kind in not_regular_files(self):
             self.assertReadError(path, "configuration file %s is not a regular file but %s"
                                  % (path, kind), WRONG_FILE_FIX)
 

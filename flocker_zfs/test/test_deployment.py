@@ -12,6 +12,7 @@ from .._deployment import (
     MAX_DEPLOYMENT_BYTES, DesiredDataset, Deployment, NodeAddress, load_deployment,
     parse_deployment)
 from ..errors import ConfigError
+from .test_files import not_regular_files
 
 A = "3f1c2b5e-3d4a-4b7c-9e8f-0a1b2c3d4e5f"
 B = "4a2d3c6f-4e5b-4c8d-8f90-1b2c3d4e5f60"
@@ -384,12 +385,7 @@ class DeploymentErrorTests(SynchronousTestCase):
         A device (``/dev/zero`` would never end), a named pipe or a directory
         is refused without being read.
         """
-        pipe = os.path.abspath(self.mktemp())
-        os.mkfifo(pipe)
-        directory = os.path.abspath(self.mktemp())
-        os.mkdir(directory)
-        for path, kind in [("/dev/zero", "a character device"), (pipe, "a named pipe"),
-                           (directory, "a directory")]:
+        for path, kind in not_regular_files(self):
             with self.assertRaises(ConfigError) as caught:
                 load_deployment(path)
             self.assertEqual(caught.exception.summary(),

@@ -21,6 +21,7 @@ from .._protocol import PROTOCOL_VERSION
 from ..interfaces import IPeer
 from ..model import openzfs_capabilities, zfs_fuse_capabilities
 from ..testing import FakeNetwork, FakeZFS
+from .test_files import not_regular_files
 from .test_init import (
     HOST_KEY, PEER_KEY, Node, PoolMakingZFS, fake_key, run_command, write_fake_key_pair)
 
@@ -399,8 +400,7 @@ class DoctorTests(SynchronousTestCase):
         """
         A peer answering with this node's own uuid fails.
         """
-        with open(self.node.node_file) as handle:
-            own = json.load(handle)["uuid"]
+        own = self.own_uuid()
         self.peer = AnsweringPeer("10.0.0.12", {"ok": True, "protocol": PROTOCOL_VERSION,
                                                 "node_uuid": own})
         checks = self.assert_only_failing([PEER], "--peer", "10.0.0.12:2222")
@@ -416,9 +416,20 @@ class DoctorTests(SynchronousTestCase):
         self.assertEqual(status, 1)
         self.assertEqual(checks[PEER]["detail"], "did not answer within 30 s")
 
-    def deployment(self, peer_uuid):
+    def own_uuid(self):
+        """:return: this node's uuid, as init wrote it."""
         with open(self.node.node_file) as handle:
-            own = json.load(handle)["uuid"]
+            return json.load(handle)["uuid"]
+
+    def write_deployment(self, text):
+        """:return: the path of a new deployment file holding ``text``."""
+        path = os.path.join(self.node.base, "deployment.yml")
+        with open(path, "w") as handle:
+            handle.write(text)
+        return path
+
+    def deployment(self, peer_uuid):
+        own = self.own_uuid()
         nodes = pmap({own: NodeAddress(uuid=own, address="10.0.0.1"),
                       peer_uuid: NodeAddress(uuid=peer_uuid, address="10.0.0.12",
                                              ssh_port=2222)})
@@ -448,15 +459,13 @@ class DoctorTests(SynchronousTestCase):
         A real deployment file is read with Part 2's loader; a node listed
         without a recorded host key fails, the reachable one passes.
         """
-        with open(self.node.node_file) as handle:
-            own = json.load(handle)["uuid"]
-        path = os.path.join(self.node.base, "deployment.yml")
-        with open(path, "w") as handle:
-            handle.write("nodes:\n"
-                         "  - {uuid: %s, address: 10.0.0.1}\n"
-                         "  - {uuid: %s, address: 10.0.0.12, ssh_port: 2222}\n"
-                         "  - {uuid: 00000000-0000-4000-8000-000000000001, address: node-c}\n"
-                         "datasets: []\n" % (own, self.peer_node.node_uuid))
+        own = self.own_uuid()
+        path = self.write_deployment(
+            "nodes:\n"
+            "  - {uuid: %s, address: 10.0.0.1}\n"
+            "  - {uuid: %s, address: 10.0.0.12, ssh_port: 2222}\n"
+            "  - {uuid: 00000000-0000-4000-8000-000000000001, address: node-c}\n"
+            "datasets: []\n" % (own, self.peer_node.node_uuid))
         status, checks = self.checks("--deployment", path)
         self.assertEqual(status, 1)
         self.assertEqual(checks["deployment"]["detail"],
@@ -472,13 +481,10 @@ class DoctorTests(SynchronousTestCase):
         nothing) fails, naming the node and the node file, with the fix; its
         other nodes are still checked.
         """
-        with open(self.node.node_file) as handle:
-            own = json.load(handle)["uuid"]
-        path = os.path.join(self.node.base, "deployment.yml")
-        with open(path, "w") as handle:
-            handle.write("nodes:\n"
-                         "  - {uuid: %s, address: 10.0.0.12, ssh_port: 2222}\n"
-                         % (self.peer_node.node_uuid,))
+        own = self.own_uuid()
+        path = self.write_deployment("nodes:\n"
+                                     "  - {uuid: %s, address: 10.0.0.12, ssh_port: 2222}\n"
+                                     % (self.peer_node.node_uuid,))
         checks = self.assert_only_failing(["deployment"], "--deployment", path)
         self.assertEqual(checks["deployment"]["detail"],
                          "%s does not list this node %s (from %s), so its agent would do "
@@ -492,9 +498,7 @@ class DoctorTests(SynchronousTestCase):
         """
         An empty deployment file lists no node at all: it fails too.
         """
-        path = os.path.join(self.node.base, "deployment.yml")
-        with open(path, "w"):
-            pass
+        path = self.write_deployment("")
         checks = self.assert_only_failing(["deployment"], "--deployment", path)
         self.assertIn("%s does not list this node" % (path,), checks["deployment"]["detail"])
 
@@ -545,14 +549,12 @@ class DoctorTests(SynchronousTestCase):
         the deployment file, authorized_keys, known_hosts or node file fails
         that check, saying what it is, and is not read.
         """
-        pipe = os.path.join(self.node.base, "pipe")
-        os.mkfifo(pipe)
+        cases = not_regular_files(self)
         for option, name in [("--deployment", "deployment"),
                              ("--authorized-keys", "authorized_keys"),
                              ("--ssh-known-hosts", "known_hosts"),
                              ("--node-file", "node identity")]:
-            for path, kind in [("/dev/zero", "a character device"), (pipe, "a named pipe"),
-                               (self.node.base, "a directory")]:
+            for path, kind in cases:
                 status, checks = self.checks(option, path)
                 self.assertEqual(status, 1)
                 failing = [key for key, check in checks.items() if not check["ok"]]

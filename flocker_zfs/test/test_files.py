@@ -13,6 +13,24 @@ from .._files import check_regular, read_bounded
 from ..errors import ConfigError
 
 
+def not_regular_files(case):
+    """
+    The paths a reader of small files must refuse unread, for the tests of
+    every file flocker-zfs reads.
+
+    :param case: the test case (its ``mktemp`` is used).
+    :return: ``[(path, kind)]``: ``/dev/zero`` (endless), a new named pipe
+        (no writer) and a new directory, each with the words the refusal
+        names it by.
+    """
+    pipe = os.path.abspath(case.mktemp())
+    os.mkfifo(pipe)
+    directory = os.path.abspath(case.mktemp())
+    os.mkdir(directory)
+    return [("/dev/zero", "a character device"), (pipe, "a named pipe"),
+            (directory, "a directory")]
+
+
 class ReadBoundedTests(SynchronousTestCase):
     """
     Tests for :func:`read_bounded`, the one reader of small files (also
@@ -53,31 +71,15 @@ class ReadBoundedTests(SynchronousTestCase):
                          "test file %s is larger than 99 bytes, more than such a file ever "
                          "holds" % (path,))
 
-    def test_device(self):
+    def test_not_regular(self):
         """
-        ``/dev/zero`` (endless) is refused as a device without reading it.
+        ``/dev/zero`` (endless), a named pipe (not waited on) and a
+        directory are refused unread, each named as what it is.
         """
-        self.assertEqual(self.refused("/dev/zero"), (
-            "test file /dev/zero is not a regular file but a character device",
-            "Point at the test file."))
-
-    def test_directory(self):
-        """
-        A directory is refused as such.
-        """
-        path = os.path.abspath(self.mktemp())
-        os.mkdir(path)
-        self.assertEqual(self.refused(path)[0],
-                         "test file %s is not a regular file but a directory" % (path,))
-
-    def test_named_pipe(self):
-        """
-        A named pipe is refused without waiting for a writer.
-        """
-        path = os.path.abspath(self.mktemp())
-        os.mkfifo(path)
-        self.assertEqual(self.refused(path)[0],
-                         "test file %s is not a regular file but a named pipe" % (path,))
+        for path, kind in not_regular_files(self):
+            self.assertEqual(self.refused(path), (
+                "test file %s is not a regular file but %s" % (path, kind),
+                "Point at the test file."))
 
     def test_replaced_after_stat(self):
         """

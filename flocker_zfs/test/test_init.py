@@ -28,6 +28,7 @@ from .._initsteps import (
 from ..errors import ConfigError, FlockerZFSError, InvalidName, ZFSNotInstalled, error_for
 from ..interfaces import IRunner
 from ..testing import FakeZFS
+from .test_files import not_regular_files
 
 MIB = 1024 * 1024
 
@@ -276,6 +277,20 @@ class InitTests(SynchronousTestCase):
                               "--peer-from", "10.0.0.0/24,127.0.0.1",
                               "--install-authorized-keys", self.node.authorized_keys, *extra)
 
+    def refused(self, *extra):
+        """
+        Run init with ``extra``: it must refuse with one line on stderr and
+        change nothing (no file written, no pool made).
+
+        :return: the error line.
+        """
+        node = self.node
+        before, pools = node.files(), node.fake.pools()
+        status, out, err = node.init(*extra)
+        self.assertEqual((status, out, err.count("\n")), (1, "", 1), err)
+        self.assertEqual((node.files(), node.fake.pools()), (before, pools))
+        return err
+
     def test_fresh_node(self):
         """
         On a fresh node init creates the pool on a new sparse file, the
@@ -385,13 +400,11 @@ class InitTests(SynchronousTestCase):
         """
         node = self.node
         node.fake.add_pool("flocker")
-        before = node.files()
-        status, out, err = self.full()
-        self.assertEqual((status, out), (1, ""))
+        err = self.refused("--peer", "10.0.0.12:2222", "--peer-key", PEER_KEY.line(),
+                           "--install-authorized-keys", node.authorized_keys)
         self.assertIn("pool flocker already exists and init did not create it", err)
         self.assertIn("--pool NAME", err)
         self.assertIn("--adopt-existing-pool", err)
-        self.assertEqual(node.files(), before)
         self.assertEqual(node.tools.commands, [])
 
     def test_adopt_existing_pool(self):
@@ -431,13 +444,9 @@ class InitTests(SynchronousTestCase):
         os.makedirs(os.path.dirname(node.pool_file))
         with open(node.pool_file, "wb") as handle:
             handle.write(b"someone's data")
-        before = node.files()
-        status, _, err = node.init()
-        self.assertEqual(status, 1)
+        err = self.refused()
         self.assertIn("pool file %s already exists" % (node.pool_file,), err)
         self.assertIn("zpool import -d %s flocker" % (os.path.dirname(node.pool_file),), err)
-        self.assertEqual(node.files(), before)
-        self.assertEqual(node.fake.pools(), [])
 
     def test_other_pool_name_on_another_file(self):
         """
@@ -462,14 +471,10 @@ class InitTests(SynchronousTestCase):
         node = self.node
         os.makedirs(node.etc)
         write_fake_key_pair(node.identity, fake_key("admin"))
-        before = node.files()
-        status, _, err = node.init()
-        self.assertEqual(status, 1)
+        err = self.refused()
         self.assertIn("SSH key %s already exists and init did not create it" % (node.identity,),
                       err)
         self.assertIn("--adopt-existing-key", err)
-        self.assertEqual(node.files(), before)
-        self.assertEqual(node.fake.pools(), [])
 
     def test_adopt_existing_key(self):
         """
@@ -586,15 +591,11 @@ class InitTests(SynchronousTestCase):
         old = fake_key("the-real-b")
         with open(node.known_hosts, "w") as handle:
             handle.write("[10.0.0.12]:2222 %s\n" % (old.text(),))
-        before = node.files()
-        status, _, err = node.init("--peer", "10.0.0.12:2222")
-        self.assertEqual(status, 1)
+        err = self.refused("--peer", "10.0.0.12:2222")
         self.assertIn("[10.0.0.12]:2222 now offers host key ssh-ed25519 %s"
                       % (HOST_KEY.fingerprint(),), err)
         self.assertIn(old.fingerprint(), err)
         self.assertIn("treat this as an attack", err)
-        self.assertEqual(node.files(), before)
-        self.assertEqual(node.fake.pools(), [])
 
     def test_recorded_host_key_not_duplicated(self):
         """
@@ -639,7 +640,6 @@ class InitTests(SynchronousTestCase):
         which is missing and how to install it, and changes nothing.
         """
         node = self.node
-        before = node.files()
         for missing, argv, said in [
                 ({"ssh-keyscan"}, ("--peer", "10.0.0.12:2222"),
                  "ssh-keyscan, which is not installed"),
@@ -647,11 +647,8 @@ class InitTests(SynchronousTestCase):
                 ({"ssh-keygen", "ssh-keyscan"}, ("--peer", "10.0.0.12:2222"),
                  "ssh-keygen and ssh-keyscan, which are not installed")]:
             node.tools.missing = missing
-            status, out, err = node.init(*argv)
-            self.assertEqual((said, status, out, err.count("\n")), (said, 1, "", 1))
+            err = self.refused(*argv)
             self.assertIn("error: init needs %s. Fix: Install openssh-client" % (said,), err)
-            self.assertEqual(node.files(), before)
-            self.assertEqual(node.fake.pools(), [])
 
     def test_ssh_keyscan_only_for_peers(self):
         """
@@ -752,23 +749,14 @@ class InitTests(SynchronousTestCase):
         read and nothing is changed.
         """
         node = self.node
-        pipe = os.path.join(node.base, "pipe")
-        os.mkfifo(pipe)
-        directory = os.path.join(node.base, "directory")
-        os.mkdir(directory)
-        for path, kind in [("/dev/zero", "a character device"), (pipe, "a named pipe"),
-                           (directory, "a directory")]:
+        for path, kind in not_regular_files(self):
             for what, extra in [
                     ("known_hosts", ("--peer", "10.0.0.12:2222", "--ssh-known-hosts", path)),
                     ("authorized_keys", ("--peer-key", PEER_KEY.line(),
                                          "--install-authorized-keys", path)),
                     ("public key file", ("--peer-key", path))]:
-                before = node.files()
-                status, out, err = node.init(*extra)
-                self.assertEqual((status, out, err.count("\n")), (1, "", 1), (what, path))
                 self.assertIn("error: %s %s is not a regular file but %s. Fix: "
-                              % (what, path, kind), err)
-                self.assertEqual(node.files(), before)
+                              % (what, path, kind), self.refused(*extra))
         os.makedirs(node.etc)
         os.mkfifo(os.path.join(node.etc, "init-state.json"))
         status, _, err = node.init()

@@ -11,6 +11,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from ..errors import ConfigError
 from ..names import is_dataset_id
 from ..node import MAX_NODE_FILE_BYTES, load_node_uuid
+from .test_files import not_regular_files
 
 
 class LoadNodeUUIDTests(SynchronousTestCase):
@@ -62,12 +63,8 @@ class LoadNodeUUIDTests(SynchronousTestCase):
         directory is refused without being read or waited on, naming the
         file and the fix; nothing is created.
         """
-        pipe = os.path.abspath(self.mktemp())
-        os.mkfifo(pipe)
-        directory = os.path.abspath(self.mktemp())
-        os.mkdir(directory)
-        for path, kind in [("/dev/zero", "a character device"), (pipe, "a named pipe"),
-                           (directory, "a directory")]:
+        cases = not_regular_files(self)
+        for path, kind in cases:
             for create in (True, False):
                 with self.assertRaises(ConfigError) as caught:
                     load_node_uuid(path, create=create)
@@ -75,7 +72,7 @@ class LoadNodeUUIDTests(SynchronousTestCase):
                                  "node identity file %s is not a regular file but %s"
                                  % (path, kind))
                 self.assertIn("--node-file", caught.exception.fix)
-        self.assertEqual(os.listdir(directory), [])
+        self.assertEqual(os.listdir(cases[-1][0]), [])
 
     def test_too_large(self):
         """
