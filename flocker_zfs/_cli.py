@@ -34,7 +34,7 @@ from .node import load_node_uuid
 #: ``ZFSSettings`` fields that are also options; an option left out takes
 #: the config's value (or the built-in default).
 SETTINGS_OPTIONS = ("pool", "mount_root", "node_file", "ssh_identity", "ssh_known_hosts",
-                    "ssh_port", "ssh_cipher")
+                    "ssh_port", "ssh_cipher", "lock_dir")
 
 #: Set to ``1`` to print the traceback of an unexpected error on stderr.
 DEBUG_VARIABLE = report.DEBUG_VARIABLE
@@ -351,8 +351,10 @@ def _parser(out):
     # request from SSH_ORIGINAL_COMMAND (see flocker_zfs._peerserve_main).
     serve = command("peer-serve", None, "answer one request from a peer (run by sshd as the "
                     "peer key's forced command)", parents=(base, pool))
-    serve.add_argument("--lock-dir", default=DEFAULT_LOCK_DIR, metavar="DIR",
-                       help="per-dataset lock files (default: %(default)s)")
+    serve.add_argument("--lock-dir", default=None, metavar="DIR",
+                       help="per-dataset lock files, shared with the agent and the other "
+                            "commands (default: lock_dir of the configuration, else %s)"
+                            % (DEFAULT_LOCK_DIR,))
     serve.set_defaults(json=False)
     return parser
 

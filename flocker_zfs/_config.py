@@ -26,6 +26,7 @@ from eliot import start_action
 from pyrsistent import PClass, PMap, field, pmap
 
 from ._actions import CONFIG_LOAD
+from ._dslock import DEFAULT_LOCK_DIR
 from ._files import read_bounded
 from ._ssh import SSHConfig, validate_ciphers, validate_path, validate_port
 from ._yamlsource import (
@@ -183,6 +184,9 @@ class ZFSSettings(PClass):
         finish before cancelling them (0: cancel at once).
     :ivar float query_timeout: seconds another node has to answer the
         agent's request for its state.
+    :ivar str lock_dir: the per-dataset lock files that the agent, the
+        command line and ``peer-serve`` share, so that no two of them change
+        one dataset at once.
     """
 
     pool = field(type=str, initial="flocker", invariant=_invariant(validate_pool_name))
@@ -210,6 +214,8 @@ class ZFSSettings(PClass):
                        invariant=_invariant(_duration("stop_grace", zero=True)))
     query_timeout = field(type=float, initial=60.0, factory=_seconds,
                           invariant=_invariant(_duration("query_timeout")))
+    lock_dir = field(type=str, initial=DEFAULT_LOCK_DIR,
+                     invariant=_invariant(_absolute_path("lock_dir")))
 
     def ssh_config(self):
         """
@@ -243,6 +249,7 @@ ZFS_KEYS = {
     "max_backoff": (_NUMBER, _duration("max_backoff"), "300"),
     "stop_grace": (_NUMBER, _duration("stop_grace", zero=True), "30"),
     "query_timeout": (_NUMBER, _duration("query_timeout"), "60"),
+    "lock_dir": (_TEXT, _absolute_path("lock_dir"), DEFAULT_LOCK_DIR),
 }
 
 

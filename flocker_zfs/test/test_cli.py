@@ -480,6 +480,20 @@ class ConfigTests(_CLICase):
         self.assertEqual((document["pool"], len(document["datasets"])), ("other", 1))
         self.assertTrue(os.path.exists(self.node_file))
 
+    def test_lock_dir(self):
+        """
+        Commands take the per-dataset lock files in the config's
+        ``lock_dir``, the ones ``peer-serve`` and the agent take.
+        """
+        self.fake.add_pool("other")
+        locks = os.path.join(self.base, "locks")
+        path = self.config()
+        with open(path, "a") as handle:
+            handle.write("  lock_dir: %s\n" % (locks,))
+        status, out, err = self.cli("create", DATASET, "--config", path, common=False)
+        self.assertEqual((status, err), (0, ""))
+        self.assertTrue(os.path.isfile(os.path.join(locks, "other", DATASET + ".lock")))
+
     def test_flags_override(self):
         """
         Explicit options override the config's settings.

@@ -113,7 +113,8 @@ class ParseConfigTests(ClearErrorMixin, SynchronousTestCase):
                         ssh_known_hosts="/etc/flocker/known_hosts", ssh_port=22,
                         ssh_cipher=None, deployment="/etc/flocker/deployment.yml",
                         poll_interval=10.0, max_parallel=4, replication_interval=60.0,
-                        max_backoff=300.0, stop_grace=30.0, query_timeout=60.0))
+                        max_backoff=300.0, stop_grace=30.0, query_timeout=60.0,
+                        lock_dir="/run/flocker-zfs"))
         self.assertEqual(ZFSSettings(), config.settings)
 
     def test_record(self):
@@ -513,7 +514,7 @@ class KeyErrorTests(ClearErrorMixin, SynchronousTestCase):
         """
         The file settings must be absolute, normalised paths.
         """
-        for key in ["node_file", "ssh_identity", "ssh_known_hosts", "deployment"]:
+        for key in ["node_file", "ssh_identity", "ssh_known_hosts", "deployment", "lock_dir"]:
             for path in ["relative/file", "/a/../b", "/etc/flocker/", "/a\nb"]:
                 self.assertParseError(zfs(**{key: path}), "dataset.%s" % (key,))
             self.assertParseError(zfs(**{key: ["/a"]}), "dataset.%s must be a string" % (key,),
