@@ -11,14 +11,12 @@ the real :class:`~flocker_zfs._runner.ProcessRunner` or the fake ZFS.
 
 import datetime
 from contextlib import asynccontextmanager
-import errno
 import os
 from functools import wraps
 
 from eliot import Message, start_action
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredLock, succeed
-from twisted.internet.task import deferLater
 from twisted.python.filepath import FilePath
 from zope.interface import implementer
 
@@ -27,19 +25,18 @@ from ._commands import managed_id
 from ._dslock import DEFAULT_LOCK_WAIT, DatasetLock, acquire_waiting, validate_lock_dir
 from ._actions import (
     CLONE, CREATE, DESTROY, DISCOVER, GET, PREPARE_POOL, RESIZE, SNAPSHOT, START)
+from ._mounts import (  # noqa: F401 (the mount root's refusals, re-exported)
+    MountFailed, MountRootInsideDataset, enclosing_mountpoint, last_line, remount,
+    remove_mountpoint, run_retrying_busy)
 from ._runner import ProcessRunner
 from .errors import (
-    ConfigError, DatasetBusy, DatasetExists, DatasetNotFound, ForeignSnapshots, MountRootError,
-    NotManaged, NotOwner, PoolUnhealthy, ZFSError)
+    ConfigError, DatasetExists, DatasetNotFound, ForeignSnapshots, MountRootError, NotManaged,
+    NotOwner, PoolUnhealthy, ZFSError)
 from .interfaces import IStorageBackend
 from .model import OPENZFS
 from .names import (
     dataset_name, is_dataset_id, snapshot_name, validate_dataset_id,
     validate_mount_root, validate_pool_name, validate_snapshot_name)
-
-#: Seconds to wait before retrying a destroy that zfs-fuse called busy
-#: just after the unmount succeeded.
-_BUSY_RETRY_DELAYS = (0.1, 0.3, 1.0)
 
 #: Pool health states in which datasets can be used.
 _USABLE_HEALTH = ("ONLINE", "DEGRADED")
@@ -60,51 +57,6 @@ def _deferred(method):
 #: below what a new filesystem already uses (tens of KiB, answered as "out
 #: of space"); a floor well above that gives a clear error instead.
 MINIMUM_SIZE = 1024 * 1024
-
-
-class MountRootInsideDataset(MountRootError):
-    """
-    The mount root lies inside a flocker-zfs dataset's mountpoint: a dataset
-    mounted there would vanish or block whenever that dataset is unmounted,
-    handed off, made a read-only replica or destroyed.
-    """
-
-    fix = ("Use a mount root outside every flocker-zfs dataset's mountpoint (normally "
-           "/flocker, the same on every node; `flocker-zfs status` lists the mountpoints).")
-
-
-class MountFailed(MountRootError):
-    """
-    A new dataset could not be mounted under the mount root, so it was
-    destroyed again: a failed create or clone leaves nothing behind.
-    """
-
-    fix = ("Make the mount root a writable directory on a writable filesystem (not inside a "
-           "read-only dataset or replica) where DATASET_ID is free or an empty directory, "
-           "then retry.")
-
-
-def enclosing_mountpoint(path, mountpoints):
-    """
-    :param str path: an absolute, normalised path.
-    :param mountpoints: ``(dataset_id, mountpoint)`` pairs.
-    :return: the pair whose mountpoint is ``path`` or one of its parent
-        directories, or ``None``.
-    """
-    for dataset_id, mountpoint in sorted(mountpoints):
-        mountpoint = mountpoint.rstrip("/")
-        if not mountpoint.startswith("/"):
-            continue        # none, legacy, or unknown
-        if path == mountpoint or path.startswith(mountpoint + "/"):
-            return dataset_id, mountpoint
-    return None
-
-
-def _last_line(error):
-    lines = [line.strip() for line in error.stderr.decode("utf-8", "replace").splitlines()
-             if line.strip()]
-    telling = [line for line in lines if "cannot mount" in line]
-    return (telling or lines or ["no message"])[0]
 
 
 def _check_size(maximum_size):
@@ -327,6 +279,13 @@ class ZFSBackend(Service):
             return state.datasets[dataset_id]
         raise NotManaged("dataset %s exists but is not managed by flocker-zfs" % (name,))
 
+    async def _remount(self, name):
+        """
+        Mount filesystem ``name`` again (see :func:`~flocker_zfs._mounts.remount`),
+        without locking: the caller holds the dataset's lock.
+        """
+        return await remount(self._reactor, self._runner, name)
+
     def _options(self, dataset_id, maximum_size):
         return commands.ownership_options(
             dataset_id, self.node_uuid, 1, self.path(dataset_id).path, maximum_size)
@@ -375,14 +334,14 @@ class ZFSBackend(Service):
         except ZFSError as undo:
             raise MountFailed(
                 "dataset %s was created but could not be mounted at %s (%s), and destroying "
-                "it again failed (%s)" % (dataset_id, where, _last_line(error),
-                                          _last_line(undo)),
+                "it again failed (%s)" % (dataset_id, where, last_line(error),
+                                          last_line(undo)),
                 fix="Destroy it with `flocker-zfs destroy %s`, then make %s usable as "
                     "described in the first message and retry." % (dataset_id, where))
-        self._remove_mountpoint(dataset)
+        remove_mountpoint(dataset, self.path(dataset_id).path)
         raise MountFailed(
             "dataset %s could not be mounted at %s (%s); it was destroyed again, so "
-            "nothing changed" % (dataset_id, where, _last_line(error)),
+            "nothing changed" % (dataset_id, where, last_line(error)),
             fix=MountFailed.fix.replace("DATASET_ID", dataset_id))
 
     async def _refuse_if_foreign(self, dataset_id):
@@ -468,19 +427,19 @@ class ZFSBackend(Service):
         # Our own holds on replication bases would make the destroy fail.
         held = await self._set_holds(dataset, commands.release)
         try:
-            await self._run_retrying_busy(commands.destroy(name, recursive=True),
-                                          retry=dataset.mounted)
+            await run_retrying_busy(self._reactor, self._runner,
+                                    commands.destroy(name, recursive=True), retry=dataset.mounted)
         except ZFSError:
             await self._set_holds(dataset, commands.hold, held)
             if dataset.mounted:
                 # Leave it as we found it: mounted.
                 try:
-                    await self._run_retrying_busy(commands.mount(name))
+                    await run_retrying_busy(self._reactor, self._runner, commands.mount(name))
                 except ZFSError as error:
                     Message.log(message_type="flocker_zfs:backend:remount_failed",
                                 dataset_id=dataset_id, reason=str(error))
             raise
-        self._remove_mountpoint(dataset)
+        remove_mountpoint(dataset, self.path(dataset_id).path)
 
     async def _set_holds(self, dataset, command, only=None):
         """
@@ -505,33 +464,6 @@ class ZFSBackend(Service):
             except ZFSError:
                 pass  # no such hold (never placed, or holds unsupported)
         return changed
-
-    async def _run_retrying_busy(self, argv, retry=True):
-        """
-        Run ``argv``; right after an unmount zfs-fuse can answer "dataset is
-        busy" to a destroy or mount for a moment, so plain busy (never
-        dependent clones, which will not go away) is retried briefly.
-        """
-        delays = list(_BUSY_RETRY_DELAYS) if retry else []
-        while True:
-            try:
-                await self._runner.run(argv)
-                return
-            except DatasetBusy as error:
-                if not delays or type(error) is not DatasetBusy:
-                    raise
-                await deferLater(self._reactor, delays.pop(0), lambda: None)
-
-    def _remove_mountpoint(self, dataset):
-        # Only the empty directory ZFS left behind, and only under our root.
-        if dataset.mountpoint != self.path(dataset.dataset_id).path:
-            return
-        try:
-            os.rmdir(dataset.mountpoint)
-        except OSError as error:
-            if error.errno not in (errno.ENOENT, errno.ENOTEMPTY, errno.EBUSY):
-                Message.log(message_type="flocker_zfs:backend:rmdir_failed",
-                            path=dataset.mountpoint, reason=os.strerror(error.errno))
 
     @_deferred
     async def resize(self, dataset_id, maximum_size):

@@ -4,7 +4,9 @@ What the peer server has of one dataset, and the stream it receives.
 
 :class:`_Copy` classifies this node's copy of a dataset from one listing:
 absent, ours, *adoptable* (an unlabelled copy left by a receive interrupted
-before its labels were set; see :mod:`flocker_zfs._peerserver`) or foreign.
+before its labels were set; see :mod:`flocker_zfs._peerserver`) or foreign;
+:func:`inspect` reads it and :func:`check_receive` decides, from it alone,
+whether a ``receive`` is refused.
 :func:`receive_argv` chooses the ``zfs receive`` flags (never ``-F``);
 :class:`BytesReceiveStream` is the fake network's stream.
 """
@@ -17,8 +19,13 @@ from zope.interface import implementer
 
 from . import _commands as commands
 from ._actions import COMMAND
-from .errors import CommandFailed, NotManaged, error_for
+from ._protocol import FULL, RESUME
+from .errors import (
+    BaseMismatch, CommandFailed, DatasetNotFound, DestinationExists, HandoffInProgress,
+    LocallyOwned, NoResumeState, NotManaged, ResumeStateExists, StaleGeneration,
+    UnexpectedOutput, error_for)
 from .interfaces import IReceiveStream
+from .names import dataset_name
 
 
 @implementer(IReceiveStream)
@@ -136,3 +143,113 @@ def _relabelled(rows, name, dataset_id):
     lines = ["%s\t%s\t%s\t%s\n" % (row, key, value, source)
              for row, props in rows.items() for key, (value, source) in props.items()]
     return "".join(lines).encode("utf-8", "surrogateescape")
+
+
+async def inspect(backend, dataset_id):
+    """
+    :param backend: the started :class:`~flocker_zfs.ZFSBackend`.
+    :return: the :class:`_Copy` of ``dataset_id`` from one listing.
+    """
+    pool = backend.pool
+    name = dataset_name(pool, dataset_id)
+    try:
+        argv, out = await backend._listing(name)
+    except DatasetNotFound:
+        # The pool itself was checked at start-up: this is the dataset.
+        return _Copy(name, ABSENT)
+    caps = backend.capabilities
+    rows = commands.parse_properties(argv, out)
+    if name not in rows:
+        raise UnexpectedOutput(argv, "no properties of %s in the listing" % (name,), out)
+    props = pmap(rows[name])
+    state = commands.pool_state(argv, pool, out, caps)
+    if dataset_id in state.datasets:
+        return _Copy(name, OURS, state.datasets[dataset_id], props)
+    copy = _Copy(name, FOREIGN, None, props)
+    children = [row for row in rows if row.startswith(name + "/") and "%" not in row]
+    if (copy.local(commands.MANAGED) is not None or children
+            or copy.local(commands.DATASET_ID) not in (None, dataset_id)):
+        return copy
+    view = commands.pool_state(argv, pool, _relabelled(rows, name, dataset_id),
+                               caps).datasets.get(dataset_id)
+    if view is None or view.origin is not None:
+        return copy
+    copy.dataset, copy.clean = view, True
+    if view.resume_token is None and len(view.snapshots) == 1:
+        copy.kind = ADOPTABLE
+    return copy
+
+
+def check_receive(copy, node_uuid, base, snapshot, guid, owner, generation):
+    """
+    The refusals of ``receive`` by the node ``node_uuid``, decided from its
+    ``copy`` before anything changes.
+
+    :return: ``True`` to receive the stream, ``False`` if the snapshot
+        is already here (only labels, mount and pruning remain).
+    """
+    name = copy.name
+    if copy.kind == FOREIGN:
+        raise copy.refusal()
+    if copy.kind == ABSENT:
+        if base == FULL:
+            return True
+        if base == RESUME:
+            raise NoResumeState("dataset %s has no interrupted receive to resume"
+                                % (name,))
+        # Never let zfs near this: zfs-fuse receives an incremental for a
+        # missing dataset next to any snapshot with the base's guid.
+        raise DatasetNotFound(subject=name, stderr=(
+            b"no replica here to receive an incremental into; send a full stream"))
+    dataset = copy.dataset
+    if copy.kind == ADOPTABLE:
+        only = dataset.snapshots[0]
+        if not ((base == FULL and only.guid == guid and only.name == snapshot)
+                or base == only.guid):
+            raise copy.refusal()
+    # An adoptable copy may still be writable (a crash before its
+    # readonly=on), and partial state may show readonly=off though it
+    # cannot be mounted; both are made read-only when settled.
+    writable = dataset.writable and copy.kind == OURS and not copy.partial()
+    if writable or dataset.owner == node_uuid:
+        raise LocallyOwned("refusing to receive into a dataset this node owns: %s is %s "
+                           "here (owner %s, generation %d)" % (
+                               name, "writable" if writable else "read-only",
+                               dataset.owner, dataset.generation))
+    if dataset.handoff is not None:
+        raise HandoffInProgress("dataset %s is being handed off from this node (%s); "
+                                "refusing to receive into it" % (name, dataset.handoff))
+    if generation < dataset.generation or (
+            generation == dataset.generation
+            and dataset.owner not in (None, owner)):
+        raise StaleGeneration(
+            "stale generation: dataset %s is owned by %s at generation %d here; "
+            "the stream claims owner %s at generation %d"
+            % (name, dataset.owner, dataset.generation, owner, generation))
+    newest = dataset.newest_snapshot()
+    if dataset.resume_token is not None:
+        if base != RESUME:
+            raise ResumeStateExists(
+                "dataset %s has partial state of an interrupted receive; resume it or "
+                "abort it first" % (name,))
+        return True
+    if base == RESUME:
+        raise NoResumeState("dataset %s has no interrupted receive to resume" % (name,))
+    if newest is not None and newest.guid == guid:
+        return False
+    if base == FULL:
+        raise DestinationExists(subject=name, stderr=(
+            "this node already has it, newest snapshot %s; send an incremental"
+            % (described(newest),)).encode("utf-8"))
+    if newest is None or newest.guid != base:
+        raise BaseMismatch(subject=name, stderr=(
+            "the newest snapshot here is %s; the stream's base is guid %d"
+            % (described(newest), base)).encode("utf-8"))
+    return True
+
+
+def described(snapshot):
+    """:return: a snapshot's name and guid for a message."""
+    if snapshot is None:
+        return "none (no snapshot)"
+    return "%s (guid %d)" % (snapshot.name, snapshot.guid)

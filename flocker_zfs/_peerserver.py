@@ -77,7 +77,6 @@ import shlex
 
 from eliot import Message, start_action, write_failure
 from eliot.twisted import DeferredContext
-from pyrsistent import pmap
 from twisted.internet.defer import fail, maybeDeferred
 
 from . import _commands as commands
@@ -88,13 +87,14 @@ from ._protocol import (
     encode_ok, limit_text, parse_request, request)
 from ._backend import _deferred
 from ._peercopy import (  # noqa: F401 (BytesReceiveStream re-exported)
-    ABSENT, ADOPTABLE, FOREIGN, OURS, BytesReceiveStream, _Copy, _relabelled, receive_argv)
+    ABSENT, ADOPTABLE, FOREIGN, OURS, BytesReceiveStream, check_receive, described, inspect,
+    receive_argv)
 from .errors import (  # noqa: F401 (the server's refusals, re-exported)
     RECEIVE_ERRORS, BaseMismatch, DatasetBusy, DatasetExists, DatasetNotFound,
     DestinationExists, FlockerZFSError, HandoffInProgress, LocallyOwned, NoResumeState,
     PeerServeFailed, ResumeNotSupported, ResumeStateExists, SnapshotMismatch,
     StaleGeneration, UnexpectedOutput, ZFSError)
-from .names import dataset_name, snapshot_name
+from .names import snapshot_name
 
 
 def _parsed(verb, *args):
@@ -219,7 +219,7 @@ class PeerServer(object):
         """
         dataset_id, = _parsed(STATE, dataset_id)
         await self._backend.start()
-        copy = await self._inspect(dataset_id)
+        copy = await inspect(self._backend, dataset_id)
         if copy.kind == ABSENT:
             return dataset_state(None)
         if copy.kind == FOREIGN:
@@ -286,8 +286,8 @@ class PeerServer(object):
         if base == RESUME and not caps.resume_tokens:
             raise ResumeNotSupported("%s has no resumable receives" % (caps.implementation,))
         async with self._backend.locked(dataset_id):
-            copy = await self._inspect(dataset_id)
-            received = self._check_receive(copy, base, snapshot, guid, owner, generation)
+            copy = await inspect(self._backend, dataset_id)
+            received = check_receive(copy, self.node_uuid, base, snapshot, guid, owner, generation)
             if received:
                 name = copy.name
                 labels = ()
@@ -329,7 +329,7 @@ class PeerServer(object):
         await self._backend.start()
         me = self.node_uuid
         async with self._backend.locked(dataset_id):
-            copy = await self._inspect(dataset_id)
+            copy = await inspect(self._backend, dataset_id)
             dataset = self._ours(copy)
             if (dataset.owner == me and dataset.generation == generation
                     and dataset.writable):
@@ -342,7 +342,7 @@ class PeerServer(object):
             if newest is None or newest.guid != guid:
                 raise SnapshotMismatch(
                     "dataset %s: the newest snapshot here is %s, not the handoff snapshot "
-                    "(guid %d)" % (copy.name, _described(newest), guid))
+                    "(guid %d)" % (copy.name, described(newest), guid))
             if dataset.handoff is not None:
                 raise HandoffInProgress("dataset %s is being handed off from this node (%s)"
                                         % (copy.name, dataset.handoff))
@@ -390,7 +390,7 @@ class PeerServer(object):
             raise ResumeNotSupported("%s has no resumable receives, so nothing to abort"
                                      % (caps.implementation,))
         async with self._backend.locked(dataset_id):
-            copy = await self._inspect(dataset_id)
+            copy = await inspect(self._backend, dataset_id)
             if copy.kind == FOREIGN:
                 raise copy.refusal()
             if copy.kind == ABSENT or copy.dataset.resume_token is None:
@@ -403,39 +403,6 @@ class PeerServer(object):
 
     # -- helpers -----------------------------------------------------------------
 
-    async def _inspect(self, dataset_id):
-        """
-        :return: the :class:`_Copy` of ``dataset_id`` from one listing.
-        """
-        pool = self._backend.pool
-        name = dataset_name(pool, dataset_id)
-        try:
-            argv, out = await self._backend._listing(name)
-        except DatasetNotFound:
-            # The pool itself was checked at start-up: this is the dataset.
-            return _Copy(name, ABSENT)
-        caps = self._backend.capabilities
-        rows = commands.parse_properties(argv, out)
-        if name not in rows:
-            raise UnexpectedOutput(argv, "no properties of %s in the listing" % (name,), out)
-        props = pmap(rows[name])
-        state = commands.pool_state(argv, pool, out, caps)
-        if dataset_id in state.datasets:
-            return _Copy(name, OURS, state.datasets[dataset_id], props)
-        copy = _Copy(name, FOREIGN, None, props)
-        children = [row for row in rows if row.startswith(name + "/") and "%" not in row]
-        if (copy.local(commands.MANAGED) is not None or children
-                or copy.local(commands.DATASET_ID) not in (None, dataset_id)):
-            return copy
-        view = commands.pool_state(argv, pool, _relabelled(rows, name, dataset_id),
-                                   caps).datasets.get(dataset_id)
-        if view is None or view.origin is not None:
-            return copy
-        copy.dataset, copy.clean = view, True
-        if view.resume_token is None and len(view.snapshots) == 1:
-            copy.kind = ADOPTABLE
-        return copy
-
     def _ours(self, copy):
         """:return: the dataset of a copy that is ours, else raise."""
         if copy.kind == ABSENT:
@@ -443,72 +410,6 @@ class PeerServer(object):
         if copy.kind != OURS:
             raise copy.refusal()
         return copy.dataset
-
-    def _check_receive(self, copy, base, snapshot, guid, owner, generation):
-        """
-        The refusals of ``receive``, before anything changes.
-
-        :return: ``True`` to receive the stream, ``False`` if the snapshot
-            is already here (only labels, mount and pruning remain).
-        """
-        name = copy.name
-        if copy.kind == FOREIGN:
-            raise copy.refusal()
-        if copy.kind == ABSENT:
-            if base == FULL:
-                return True
-            if base == RESUME:
-                raise NoResumeState("dataset %s has no interrupted receive to resume"
-                                    % (name,))
-            # Never let zfs near this: zfs-fuse receives an incremental for a
-            # missing dataset next to any snapshot with the base's guid.
-            raise DatasetNotFound(subject=name, stderr=(
-                b"no replica here to receive an incremental into; send a full stream"))
-        dataset = copy.dataset
-        if copy.kind == ADOPTABLE:
-            only = dataset.snapshots[0]
-            if not ((base == FULL and only.guid == guid and only.name == snapshot)
-                    or base == only.guid):
-                raise copy.refusal()
-        # An adoptable copy may still be writable (a crash before its
-        # readonly=on), and partial state may show readonly=off though it
-        # cannot be mounted; both are made read-only when settled.
-        writable = dataset.writable and copy.kind == OURS and not copy.partial()
-        if writable or dataset.owner == self.node_uuid:
-            raise LocallyOwned("refusing to receive into a dataset this node owns: %s is %s "
-                               "here (owner %s, generation %d)" % (
-                                   name, "writable" if writable else "read-only",
-                                   dataset.owner, dataset.generation))
-        if dataset.handoff is not None:
-            raise HandoffInProgress("dataset %s is being handed off from this node (%s); "
-                                    "refusing to receive into it" % (name, dataset.handoff))
-        if generation < dataset.generation or (
-                generation == dataset.generation
-                and dataset.owner not in (None, owner)):
-            raise StaleGeneration(
-                "stale generation: dataset %s is owned by %s at generation %d here; "
-                "the stream claims owner %s at generation %d"
-                % (name, dataset.owner, dataset.generation, owner, generation))
-        newest = dataset.newest_snapshot()
-        if dataset.resume_token is not None:
-            if base != RESUME:
-                raise ResumeStateExists(
-                    "dataset %s has partial state of an interrupted receive; resume it or "
-                    "abort it first" % (name,))
-            return True
-        if base == RESUME:
-            raise NoResumeState("dataset %s has no interrupted receive to resume" % (name,))
-        if newest is not None and newest.guid == guid:
-            return False
-        if base == FULL:
-            raise DestinationExists(subject=name, stderr=(
-                "this node already has it, newest snapshot %s; send an incremental"
-                % (_described(newest),)).encode("utf-8"))
-        if newest is None or newest.guid != base:
-            raise BaseMismatch(subject=name, stderr=(
-                "the newest snapshot here is %s; the stream's base is guid %d"
-                % (_described(newest), base)).encode("utf-8"))
-        return True
 
     def _labels(self, dataset_id, owner, generation):
         """The properties of a new replica, in the order they are set."""
@@ -528,7 +429,7 @@ class PeerServer(object):
         the partial dataset it left, if any, so it is recognisably ours.
         """
         try:
-            copy = await self._inspect(dataset_id)
+            copy = await inspect(self._backend, dataset_id)
             if copy.kind == FOREIGN and copy.clean and copy.partial():
                 await self._set(copy.name, commands.DATASET_ID, dataset_id)
                 await self._set(copy.name, commands.MANAGED, "yes")
@@ -545,7 +446,7 @@ class PeerServer(object):
         adoptable (or the name was free), so a copy without our labels (a
         resumed or incremental receive into an adoptable one) is labelled.
         """
-        copy = await self._inspect(dataset_id)
+        copy = await inspect(self._backend, dataset_id)
         if copy.kind == ABSENT:
             raise DatasetNotFound(subject=copy.name)
         if copy.kind == FOREIGN and not (copy.clean and copy.dataset.snapshots):
@@ -572,7 +473,7 @@ class PeerServer(object):
         if not verified:
             raise SnapshotMismatch(
                 "dataset %s: after receiving, the newest snapshot here is %s, not the "
-                "stream's snapshot (guid %d)" % (copy.name, _described(newest), guid))
+                "stream's snapshot (guid %d)" % (copy.name, described(newest), guid))
         mounted = await self._mount(copy)
         pruned = await self._prune(copy)
         return {"snapshot": {"name": newest.name, "guid": str(newest.guid),
@@ -623,12 +524,6 @@ class PeerServer(object):
                 continue
             pruned.append(snap.name)
         return pruned
-
-
-def _described(snapshot):
-    if snapshot is None:
-        return "none (no snapshot)"
-    return "%s (guid %d)" % (snapshot.name, snapshot.guid)
 
 
 def _encoded(response, verb):
