@@ -19,7 +19,7 @@ from pyrsistent import pvector
 
 from .errors import UnexpectedOutput
 from .model import (
-    Dataset, PoolState, Snapshot, openzfs_capabilities, zfs_fuse_capabilities)
+    ZFS_FUSE, Dataset, PoolState, Snapshot, openzfs_capabilities, zfs_fuse_capabilities)
 from .names import is_dataset_id
 
 # Our user properties.  ``managed`` and ``dataset_id`` together mark a
@@ -96,6 +96,22 @@ def legacy_capabilities():
         exist (zfs-fuse and other pre-0.8 implementations).
     """
     return zfs_fuse_capabilities()
+
+
+def receive_leaves_stale_lookups(capabilities):
+    """
+    Whether readers of a mounted filesystem can see it as it was before a
+    ``zfs receive`` into it until it is mounted again.  zfs-fuse does not
+    invalidate the kernel's FUSE caches when a receive changes a mounted
+    filesystem: a name looked up before (a failed ``open`` or ``stat``)
+    stays missing, a file replaced since (by a rename) stays missing, and a
+    file changed in place without changing its size reads its old bytes, for
+    as long as zfs-fuse's entry and attribute timeouts (an hour in Debian's
+    ``/etc/zfs/zfsrc``).  OpenZFS revalidates them itself.
+
+    :param capabilities: the detected :class:`~flocker_zfs.model.Capabilities`.
+    """
+    return capabilities.implementation == ZFS_FUSE
 
 
 def pool_feature(pool, feature):

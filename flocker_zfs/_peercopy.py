@@ -6,12 +6,13 @@ What the peer server has of one dataset, and the stream it receives.
 absent, ours, *adoptable* (an unlabelled copy left by a receive interrupted
 before its labels were set; see :mod:`flocker_zfs._peerserver`) or foreign;
 :func:`inspect` reads it and :func:`check_receive` decides, from it alone,
-whether a ``receive`` is refused.
+whether a ``receive`` is refused; :func:`refresh`, :func:`mount` and
+:func:`prune` keep a replica usable after one.
 :func:`receive_argv` chooses the ``zfs receive`` flags (never ``-F``);
 :class:`BytesReceiveStream` is the fake network's stream.
 """
 
-from eliot import start_action
+from eliot import Message, start_action
 from eliot.twisted import DeferredContext
 from pyrsistent import pmap
 from twisted.internet.defer import fail, succeed
@@ -19,13 +20,14 @@ from zope.interface import implementer
 
 from . import _commands as commands
 from ._actions import COMMAND
+from ._mounts import KEPT, UNMOUNTED
 from ._protocol import FULL, RESUME
 from .errors import (
-    BaseMismatch, CommandFailed, DatasetNotFound, DestinationExists, HandoffInProgress,
-    LocallyOwned, NoResumeState, NotManaged, ResumeStateExists, StaleGeneration,
-    UnexpectedOutput, error_for)
+    BaseMismatch, CommandFailed, DatasetBusy, DatasetExists, DatasetNotFound,
+    DestinationExists, HandoffInProgress, LocallyOwned, NoResumeState, NotManaged,
+    ResumeStateExists, StaleGeneration, UnexpectedOutput, ZFSError, error_for)
 from .interfaces import IReceiveStream
-from .names import dataset_name
+from .names import dataset_name, snapshot_name
 
 
 @implementer(IReceiveStream)
@@ -253,3 +255,76 @@ def described(snapshot):
     if snapshot is None:
         return "none (no snapshot)"
     return "%s (guid %d)" % (snapshot.name, snapshot.guid)
+
+
+# -- after a receive -------------------------------------------------------------
+
+async def refresh(backend, copy):
+    """
+    Where a receive leaves readers of a mounted copy a stale view
+    (zfs-fuse), mount it again (see :mod:`flocker_zfs._peerserver`).  A copy left unmounted
+    by a failed mount is marked so, and :func:`mount` tries again.
+
+    :return: ``True`` if readers may still see the copy as it was before
+        the receive: a process kept it busy, so it was left mounted.
+    """
+    if not (copy.dataset.mounted
+            and commands.receive_leaves_stale_lookups(backend.capabilities)):
+        return False
+    outcome, error = await backend._remount(copy.name)
+    if outcome == KEPT:
+        Message.log(message_type="flocker_zfs:peer:remount_skipped",
+                    dataset=copy.name, reason=str(error))
+        return True
+    if outcome == UNMOUNTED:
+        Message.log(message_type="flocker_zfs:peer:remount_failed",
+                    dataset=copy.name, reason=str(error))
+        copy.dataset = copy.dataset.set(mounted=False)
+    return False
+
+
+async def mount(backend, copy):
+    """
+    Mount the copy if it is not; a failure is logged, not fatal (the
+    data is safe either way and the next request tries again).
+
+    :return: whether it is mounted.
+    """
+    if copy.dataset.mounted:
+        return True
+    try:
+        await backend._runner.run(commands.mount(copy.name))
+    except ZFSError as error:
+        if b"already mounted" in error.stderr:
+            return True  # setting the mountpoint mounted it
+        Message.log(message_type="flocker_zfs:peer:mount_failed",
+                    dataset=copy.name, reason=str(error))
+        return False
+    return True
+
+
+async def prune(backend, copy):
+    """
+    Destroy this replica's snapshots older than the newest whose names
+    are replication's own (``flocker-push-``, ``-pre-``, ``-handoff-``), by
+    exact name; others are kept.
+
+    :return: the names destroyed.
+    """
+    pool = backend.pool
+    dataset_id = copy.dataset.dataset_id
+    pruned = []
+    for snap in copy.dataset.snapshots[:-1]:
+        # Only replication's own: a former owner keeps its user snapshots.
+        if not commands.is_replication_snapshot(snap.name):
+            continue
+        try:
+            await backend._runner.run(commands.destroy(
+                snapshot_name(pool, dataset_id, snap.name)))
+        except (DatasetBusy, DatasetNotFound, DatasetExists) as error:
+            # Held, or already gone: kept (or nothing to do).
+            Message.log(message_type="flocker_zfs:peer:prune_skipped",
+                        snapshot=snap.name, reason=str(error))
+            continue
+        pruned.append(snap.name)
+    return pruned

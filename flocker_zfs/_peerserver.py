@@ -71,6 +71,24 @@ receive leaves carries our labels when ``-o`` applied them; when it does not
 (or in the fake), the server labels it right after the failure, holding the
 lock, having checked that the name was free.  ``state`` reports a partial
 copy as ``exists: false`` with its ``resume_token``.
+
+Readers of a mounted replica on zfs-fuse
+----------------------------------------
+
+zfs-fuse receives into a mounted filesystem without invalidating the
+kernel's FUSE caches, so readers could go on seeing the replica as it was
+(:func:`~flocker_zfs._commands.receive_leaves_stale_lookups`): a name they
+looked up before it arrived stays missing, and so does a file replaced by a
+rename, and a file changed in place without changing size reads its old
+bytes, for up to zfs-fuse's cache timeouts (an hour as Debian configures it).
+So after a receive into a mounted copy (and before ``acquire`` makes one
+writable) the server unmounts and mounts it again, holding the lock, which
+drops those caches.  A process with a file or its working directory in the
+replica makes the unmount fail: the copy is then left mounted as it was,
+never forced, the receive still succeeds, ``remount_skipped`` is logged, and
+the reply says ``"stale": true``; the next receive tries again.  A crash
+between the unmount and the mount leaves the copy unmounted with its data
+intact, and the next receive or acquire mounts it.
 """
 
 import shlex
@@ -88,13 +106,12 @@ from ._protocol import (
 from ._backend import _deferred
 from ._peercopy import (  # noqa: F401 (BytesReceiveStream re-exported)
     ABSENT, ADOPTABLE, FOREIGN, OURS, BytesReceiveStream, check_receive, described, inspect,
-    receive_argv)
+    mount, prune, receive_argv, refresh)
 from .errors import (  # noqa: F401 (the server's refusals, re-exported)
     RECEIVE_ERRORS, BaseMismatch, DatasetBusy, DatasetExists, DatasetNotFound,
     DestinationExists, FlockerZFSError, HandoffInProgress, LocallyOwned, NoResumeState,
     PeerServeFailed, ResumeNotSupported, ResumeStateExists, SnapshotMismatch,
     StaleGeneration, UnexpectedOutput, ZFSError)
-from .names import snapshot_name
 
 
 def _parsed(verb, *args):
@@ -264,8 +281,10 @@ class PeerServer(object):
             does not send it.
         :param stream: the :class:`~flocker_zfs.interfaces.IReceiveStream`.
         :return: ``Deferred`` firing with ``{"snapshot": {"name", "guid",
-            "createtxg"}, "received": bool, "mounted": bool, "pruned": [..]}``;
-            ``received`` is false when the snapshot was already here.
+            "createtxg"}, "received": bool, "mounted": bool, "stale": bool,
+            "pruned": [..]}``; ``received`` is false when the snapshot was
+            already here; ``stale`` true when readers may still see the copy
+            as it was before (zfs-fuse, a process kept it busy).
         :raises NotManaged, DestinationExists, DatasetNotFound, LocallyOwned,
             HandoffInProgress, StaleGeneration, ResumeStateExists,
             NoResumeState, BaseMismatch: refused before anything changed.
@@ -334,7 +353,7 @@ class PeerServer(object):
             if (dataset.owner == me and dataset.generation == generation
                     and dataset.writable):
                 return {"owner": me, "generation": generation, "already": True,
-                        "mounted": await self._mount(copy)}
+                        "mounted": await mount(self._backend, copy)}
             if dataset.resume_token is not None:
                 raise ResumeStateExists("dataset %s has partial state of an interrupted "
                                         "receive" % (copy.name,))
@@ -368,9 +387,12 @@ class PeerServer(object):
             recorded = copy.local(commands.MAXIMUM_SIZE)
             if recorded not in (None, "none"):
                 await self._set(copy.name, "refquota", recorded)
+            # Applications start from what the last receive brought, even if
+            # a reader kept that receive from mounting the copy again.
+            await refresh(self._backend, copy)
             await self._set(copy.name, "readonly", "off")
             return {"owner": me, "generation": generation, "already": False,
-                    "mounted": await self._mount(copy)}
+                    "mounted": await mount(self._backend, copy)}
 
     @_deferred
     async def abort_receive(self, dataset_id):
@@ -474,56 +496,12 @@ class PeerServer(object):
             raise SnapshotMismatch(
                 "dataset %s: after receiving, the newest snapshot here is %s, not the "
                 "stream's snapshot (guid %d)" % (copy.name, described(newest), guid))
-        mounted = await self._mount(copy)
-        pruned = await self._prune(copy)
+        stale = await refresh(self._backend, copy)
+        mounted = await mount(self._backend, copy)
+        pruned = await prune(self._backend, copy)
         return {"snapshot": {"name": newest.name, "guid": str(newest.guid),
                              "createtxg": newest.createtxg},
-                "mounted": mounted, "pruned": pruned}
-
-    async def _mount(self, copy):
-        """
-        Mount the copy if it is not; a failure is logged, not fatal (the
-        data is safe either way and the next request tries again).
-
-        :return: whether it is mounted.
-        """
-        if copy.dataset.mounted:
-            return True
-        try:
-            await self._runner.run(commands.mount(copy.name))
-        except ZFSError as error:
-            if b"already mounted" in error.stderr:
-                return True  # setting the mountpoint mounted it
-            Message.log(message_type="flocker_zfs:peer:mount_failed",
-                        dataset=copy.name, reason=str(error))
-            return False
-        return True
-
-    async def _prune(self, copy):
-        """
-        Destroy this replica's snapshots older than the newest whose names
-        are replication's own (``flocker-push-``, ``-pre-``, ``-handoff-``), by
-        exact name; others are kept.
-
-        :return: the names destroyed.
-        """
-        pool = self._backend.pool
-        dataset_id = copy.dataset.dataset_id
-        pruned = []
-        for snap in copy.dataset.snapshots[:-1]:
-            # Only replication's own: a former owner keeps its user snapshots.
-            if not commands.is_replication_snapshot(snap.name):
-                continue
-            try:
-                await self._runner.run(commands.destroy(
-                    snapshot_name(pool, dataset_id, snap.name)))
-            except (DatasetBusy, DatasetNotFound, DatasetExists) as error:
-                # Held, or already gone: kept (or nothing to do).
-                Message.log(message_type="flocker_zfs:peer:prune_skipped",
-                            snapshot=snap.name, reason=str(error))
-                continue
-            pruned.append(snap.name)
-        return pruned
+                "mounted": mounted, "stale": stale, "pruned": pruned}
 
 
 def _encoded(response, verb):

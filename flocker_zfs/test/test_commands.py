@@ -222,6 +222,17 @@ class CapabilityTests(SynchronousTestCase):
         self.assertEqual((caps.implementation, caps.exact_list, caps.resume_tokens,
                           caps.multi_set), (ZFS_FUSE, False, False, False))
 
+    def test_stale_lookups(self):
+        """
+        Only zfs-fuse leaves readers of a mounted filesystem a stale view
+        after a receive into it (so replicas are mounted again there).
+        """
+        self.assertEqual(
+            [commands.receive_leaves_stale_lookups(caps) for caps in (
+                commands.legacy_capabilities(),
+                commands.capabilities_from_version(b"zfs-2.1.11-1\n"))],
+            [True, False])
+
 
 class PoolFeatureTests(SynchronousTestCase):
     """

@@ -200,6 +200,66 @@ class RealReplicationTests(_RealCase):
             self.assertEqual(handle.read(), b"written on b")
         self.assert_read_only(self.b)
 
+    def b_reads(self, name):
+        """:return: what a reader on B's copy reads at ``name``, or ``None``."""
+        try:
+            with open(self.b.path(self.dataset_id, name), "rb") as handle:
+                return handle.read()
+        except FileNotFoundError:
+            return None
+
+    def a_writes(self, name, data):
+        """Write ``name`` on A by a rename over it, as editors and atomic writers do."""
+        temporary = self.a.path(self.dataset_id, "." + name + ".tmp")
+        with open(temporary, "wb") as handle:
+            handle.write(data)
+        os.rename(temporary, self.a.path(self.dataset_id, name))
+
+    async def test_replica_readers_see_each_push(self):
+        """
+        A reader of B's mounted replica who looked for a file before the
+        push that brings it reads it right after that push, and files
+        changed in place (same size) or replaced by a rename read their new
+        content; so does the new owner after a handoff (zfs-fuse's kernel
+        caches kept them missing or old for an hour before).
+        """
+        await self.a.backend.create(self.dataset_id)
+        with open(self.a.path(self.dataset_id, "same"), "wb") as handle:
+            handle.write(b"AAAA")
+        self.a_writes("replaced", b"old version")
+        await self.a.replicator.push(self.dataset_id, self.a.peer(self.b))
+        self.assertEqual([self.b_reads(name) for name in ("new", "same", "replaced")],
+                         [None, b"AAAA", b"old version"])
+        with open(self.a.path(self.dataset_id, "same"), "r+b") as handle:
+            handle.write(b"BBBB")
+        self.a_writes("replaced", b"new version")
+        self.a_writes("new", b"arrived")
+        await self.a.replicator.push(self.dataset_id, self.a.peer(self.b))
+        self.assertEqual([self.b_reads(name) for name in ("new", "same", "replaced")],
+                         [b"arrived", b"BBBB", b"new version"])
+        self.a_writes("final", b"written last on A")
+        self.assertIsNone(self.b_reads("final"))
+        await self.a.replicator.handoff(self.dataset_id, self.a.peer(self.b))
+        self.assertEqual(self.b_reads("final"), b"written last on A")
+
+    async def test_reader_holding_replica(self):
+        """
+        A push while a reader holds a file open on B's replica succeeds
+        (B leaves that mount alone); the first push after the reader closed
+        it makes everything readable, a file looked for meanwhile included.
+        """
+        await self.create(size=4096)
+        await self.a.replicator.push(self.dataset_id, self.a.peer(self.b))
+        self.a_writes("during", b"pushed while read")
+        with open(self.b.path(self.dataset_id, "data"), "rb") as reader:
+            self.assertIsNone(self.b_reads("during"))
+            await self.a.replicator.push(self.dataset_id, self.a.peer(self.b))
+            self.assertEqual(len(reader.read()), 4096)
+        self.a_writes("after", b"pushed after")
+        await self.a.replicator.push(self.dataset_id, self.a.peer(self.b))
+        self.assertEqual((self.b_reads("during"), self.b_reads("after")),
+                         (b"pushed while read", b"pushed after"))
+
     async def test_local_operation_excludes_receive(self):
         """
         While B's own backend (its agent or a command) works on the dataset,
