@@ -10,6 +10,10 @@ only entries the fake has just read are deleted, only directories it created
 itself are removed, and a mountpoint that already holds something is refused
 (as ZFS refuses a non-empty directory).
 
+On zfs-fuse a receive into a mounted dataset leaves its directory as it was
+(the kernel's FUSE caches are not invalidated: readers keep seeing the old
+content until it is mounted again), coarsened here to the whole directory.
+
 Files, directories and symbolic links are kept; their modes, owners and
 times are not.
 """
@@ -37,6 +41,9 @@ class MountRecord(object):
     :ivar str path: the mountpoint.
     :ivar list created: directories the fake created for it, outermost first.
     :ivar dict modes: path -> mode saved before ``readonly=on`` chmods.
+    :ivar view: ``None`` while the directory shows the dataset's content;
+        after a zfs-fuse receive into the mounted dataset, the content its
+        readers still see there (see :func:`merged`).
     """
 
     def __init__(self, path, created):
@@ -44,6 +51,28 @@ class MountRecord(object):
         self.path = path
         self.created = created
         self.modes = None
+        self.view = None
+
+
+_ABSENT = object()
+
+
+def merged(content, view, on_disk):
+    """
+    The content of a dataset whose mounted directory shows a stale ``view``
+    of it: ``content`` with what was written on disk since (entries of
+    ``on_disk`` that differ from ``view``, and entries of ``view`` removed).
+
+    :return: ``pmap`` of relative path -> value, as :func:`read` returns.
+    """
+    result = dict(content)
+    for relative, value in on_disk.items():
+        if view.get(relative, _ABSENT) != value:
+            result[relative] = value
+    for relative in view:
+        if relative not in on_disk:
+            result.pop(relative, None)
+    return pmap(result)
 
 
 def prepare(path):

@@ -407,7 +407,7 @@ class StreamCommands(object):
                 creation=self._now(), received=pmap(stream_props), local=pmap(props)))
         else:
             self._put(existing.set(resume_token=None))
-        self._set_content(fs, content)
+        self._set_content(fs, content, stale=self.profile == ZFS_FUSE)
         self._put(st.FakeDataset(name="%s@%s" % (fs, snapname), kind=st.SNAPSHOT,
                                  guid=header["toguid"], createtxg=self._txg(),
                                  creation=header.get("creation", self._now()),

@@ -105,6 +105,10 @@ class FakeZFS(ReadCommands, WriteCommands, StreamCommands):
     - Streams are the fake's own format; real streams are not understood.
     - zfs-fuse's transient "dataset is busy" races (just after an unmount)
       are not emulated: inject them with :meth:`fail_next`.
+    - After a zfs-fuse receive into a mounted dataset its whole directory
+      keeps the old content until it is mounted again; really only names
+      looked up before (and files changed in place without changing size)
+      stay stale, and a listing shows the new names.
     - Lists that real ZFS prints in on-disk hash order (dependents, newer
       snapshots) come out in name or creation order.
     - Volumes, bookmarks, ``promote``, ``-R`` streams, ``send -I`` and
@@ -392,8 +396,21 @@ class FakeZFS(ReadCommands, WriteCommands, StreamCommands):
     def _sync(self):
         """Read the content of every mounted dataset from disk into the state."""
         for name in list(self._mounts):
-            content = disk.read(self._mounts[name].path, self._skip(name))
-            self._put(self._state.datasets[name].set(content=content))
+            self._put(self._state.datasets[name].set(content=self._read_mounted(name)[0]))
+
+    def _read_mounted(self, name):
+        """
+        :return: ``(content, on disk)`` of mounted ``name``: what is on disk,
+            or for a stale view, the dataset's content with what was written
+            on disk since (which becomes the view).
+        """
+        record = self._mounts[name]
+        on_disk = disk.read(record.path, self._skip(name))
+        if record.view is None:
+            return on_disk, on_disk
+        content = disk.merged(self._state.datasets[name].content, record.view, on_disk)
+        record.view = on_disk
+        return content, on_disk
 
     def _busy_message(self, path):
         """What unmounting a busy ``path`` prints in this profile."""
@@ -435,18 +452,26 @@ class FakeZFS(ReadCommands, WriteCommands, StreamCommands):
             disk.restore_modes(record.modes)
             record.modes = None
         try:
-            content = disk.read(record.path, nested)
+            content, on_disk = self._read_mounted(name)
         except disk.DiskError as error:
             raise Fail(1, "cannot unmount '%s': %s\n" % (record.path, error))
-        disk.clear(record.path, content, nested)
+        disk.clear(record.path, on_disk, nested)
         disk.remove_created(record.created)
         del self._mounts[name]
         self._put(self._state.datasets[name].set(content=content, mounted=False))
 
-    def _set_content(self, name, content):
-        """Replace a filesystem's content (rollback, receive), in place if mounted."""
+    def _set_content(self, name, content, stale=False):
+        """
+        Replace a filesystem's content (rollback, receive), in place if
+        mounted; with ``stale`` (a zfs-fuse receive) a mounted directory keeps
+        showing what it showed (its readers' cached view) until remounted.
+        """
         record = self._mounts.get(name)
-        if record is not None:
+        if record is not None and stale:
+            if record.view is None:
+                record.view = disk.read(record.path, self._skip(name))
+        elif record is not None:
+            record.view = None
             if record.modes is not None:
                 disk.restore_modes(record.modes)
                 record.modes = None

@@ -43,6 +43,8 @@ class SendReceiveTests(FakeCase):
         inc = self.fake.send_stream(["zfs", "send", "-i", "@1", "p/src@2"])
         self.ok("set mountpoint=%s p/dst" % (self.mnt("dst"),))
         self.assertEqual(self.recv("p/dst", inc), (0, ""))
+        self.ok("unmount p/dst")    # zfs-fuse: see StaleViewTests
+        self.ok("mount p/dst")
         self.assertEqual(sorted(os.listdir(self.mnt("dst"))), ["f", "g"])
         guids = self.ok("get -H -p -o value guid p/src@2 p/dst@2").split()
         self.assertEqual(guids[0], guids[1])
@@ -112,6 +114,81 @@ class SendReceiveTests(FakeCase):
         status, out, err = small.receive_stream(["zfs", "receive", "p/d"],
                                                 self.fake.send_stream(["zfs", "send", "p/src@1"]))
         self.assertEqual(err, b"cannot receive new filesystem stream: out of space\n")
+
+
+class StaleViewTests(FakeCase):
+    """
+    A receive into a mounted filesystem: on zfs-fuse its readers keep the
+    view they had until it is mounted again (the kernel's FUSE caches are
+    not invalidated), coarsened to the whole directory; on OpenZFS they see
+    the new content at once.
+    """
+
+    recv = SendReceiveTests.recv
+
+    def replica(self, fake):
+        """
+        ``p/src`` with ``f`` (``one``), snapshot 1, received and mounted as
+        ``p/dst``; then ``f`` changed and ``g`` added, snapshot 2.
+
+        :return: the incremental stream from 1 to 2.
+        """
+        path = self.create_mounted("p/src", fake=fake)
+        self.write(os.path.join(path, "f"), b"one")
+        self.ok("snapshot p/src@1", fake)
+        self.recv("-u p/dst", fake.send_stream(["zfs", "send", "p/src@1"]), fake)
+        self.ok("set mountpoint=%s p/dst" % (self.mnt("dst", fake),), fake)
+        self.write(os.path.join(path, "f"), b"two")
+        self.write(os.path.join(path, "g"), b"new")
+        self.ok("snapshot p/src@2", fake)
+        return fake.send_stream(["zfs", "send", "-i", "@1", "p/src@2"])
+
+    def view(self, fake):
+        """:return: ``{name: bytes}`` readers of ``p/dst`` see."""
+        where = self.mnt("dst", fake)
+        return {name: self.read(os.path.join(where, name)) for name in os.listdir(where)}
+
+    def test_zfs_fuse_until_remounted(self):
+        """
+        On zfs-fuse readers still see the old content after the receive;
+        the dataset itself has the new (a snapshot of it sends it), and a
+        new mount shows it.
+        """
+        inc = self.replica(self.fake)
+        self.assertEqual(self.recv("-u p/dst", inc), (0, ""))
+        self.assertEqual(self.view(self.fake), {"f": b"one"})
+        self.ok("snapshot p/dst@3")
+        copy = self.make_fake(OPENZFS)
+        copy.receive_stream(["zfs", "receive", "p/c"],
+                            self.fake.send_stream(["zfs", "send", "p/dst@3"]))
+        self.assertEqual(copy.snapshot_state().datasets["p/c"].content,
+                         {"f": b"two", "g": b"new"})
+        self.ok("unmount p/dst")
+        self.ok("mount p/dst")
+        self.assertEqual(self.view(self.fake), {"f": b"two", "g": b"new"})
+
+    def test_zfs_fuse_writes_kept(self):
+        """
+        What is written through a stale view (a replica made writable
+        before it was mounted again) lands on the new content.
+        """
+        inc = self.replica(self.fake)
+        self.recv("p/dst", inc)
+        self.ok("set readonly=off p/dst")
+        self.write(os.path.join(self.mnt("dst"), "h"), b"written")
+        os.remove(os.path.join(self.mnt("dst"), "f"))
+        self.assertEqual(self.fake.snapshot_state().datasets["p/dst"].content,
+                         {"g": b"new", "h": b"written"})
+        self.ok("unmount p/dst")
+        self.ok("mount p/dst")
+        self.assertEqual(self.view(self.fake), {"g": b"new", "h": b"written"})
+
+    def test_openzfs_at_once(self):
+        """On OpenZFS readers see the received content at once."""
+        fake = self.make_fake(OPENZFS)
+        inc = self.replica(fake)
+        self.assertEqual(self.recv("-u p/dst", inc, fake), (0, ""))
+        self.assertEqual(self.view(fake), {"f": b"two", "g": b"new"})
 
 
 class SpaceAndLoggingTests(FakeCase):

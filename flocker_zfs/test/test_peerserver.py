@@ -241,6 +241,33 @@ class ReplicaMixin(object):
         self.assertEqual((state["exists"], state["writable"], state["owner"]),
                          (True, False, self.sender_uuid))
 
+    def seen(self, name):
+        """:return: what a reader of the server's replica reads at ``name``, or ``None``."""
+        try:
+            with open(os.path.join(self.backend.path(self.dataset_id).path, name), "rb") as f:
+                return f.read()
+        except FileNotFoundError:
+            return None
+
+    def test_readers_see_each_receive(self):
+        """
+        Right after each receive into the mounted replica its readers see
+        what arrived: a new file they looked for before, and the new content
+        of a file changed in place (on zfs-fuse the copy is mounted again).
+        """
+        one = self.snap("flocker-push-1", b"first")
+        self.ok(self.push(one))
+        self.assertEqual((self.seen("flocker-push-1"), self.seen("flocker-push-2")),
+                         (b"first", None))
+        with open(os.path.join(self.sender.path(self.dataset_id).path, "flocker-push-1"),
+                  "wb") as f:
+            f.write(b"FIRST")
+        two = self.snap("flocker-push-2", b"second")
+        response = self.ok(self.push(two, one))
+        self.assertEqual((self.seen("flocker-push-1"), self.seen("flocker-push-2")),
+                         (b"FIRST", b"second"))
+        self.assertEqual((response["mounted"], response["stale"]), (True, False))
+
     def test_already_received(self):
         """A repeated receive of the snapshot already there succeeds without receiving."""
         one = self.snap("flocker-push-1")
@@ -457,6 +484,73 @@ class FuseReplicaTests(ReplicaMixin, PeerCase):
         receive = [a for a in self.fake.commands[start:] if a[1] == "receive"][0]
         self.assertEqual(receive, ("zfs", "receive", "-u", self.name))
 
+    @capture_logging(None)
+    def test_reader_keeps_replica_busy(self, logger):
+        """
+        A process with its working directory in the replica keeps it from
+        being mounted again: the receive still succeeds, says readers may
+        see the old view and logs why; the next receive after it left
+        mounts it again, and readers see everything.
+        """
+        one = self.snap("flocker-push-1")
+        self.ok(self.push(one))
+        self.fake.set_busy(self.name)
+        two = self.snap("flocker-push-2")
+        response = self.ok(self.push(two, one))
+        self.assertEqual((response["received"], response["mounted"], response["stale"]),
+                         (True, True, True))
+        self.assertEqual(self.seen("flocker-push-2"), None)
+        self.assertEqual(self.replica().snapshots[-1].guid, two.guid)
+        skipped = [m for m in logger.messages
+                   if m.get("message_type") == "flocker_zfs:peer:remount_skipped"]
+        self.assertEqual(len(skipped), 1)
+        self.assertIn("target is busy", skipped[0]["reason"])
+        self.fake.set_busy(self.name, False)
+        three = self.snap("flocker-push-3")
+        self.assertFalse(self.ok(self.push(three, two))["stale"])
+        self.assertEqual((self.seen("flocker-push-2"), self.seen("flocker-push-3")),
+                         (b"flocker-push-2", b"flocker-push-3"))
+
+    @capture_logging(None)
+    def test_mount_again_fails(self, logger):
+        """
+        When the mount after the unmount fails, the receive still succeeds
+        and reports the replica unmounted (its data intact); the next
+        receive mounts it.
+        """
+        one = self.snap("flocker-push-1")
+        self.ok(self.push(one))
+        for _ in range(2):
+            self.fake.fail_next("mount", stderr="cannot mount '/x': directory is not empty\n")
+        two = self.snap("flocker-push-2")
+        response = self.ok(self.push(two, one))
+        self.assertEqual((response["received"], response["mounted"], response["stale"]),
+                         (True, False, False))
+        self.assertFalse(self.replica().mounted)
+        self.assertEqual(
+            [m["dataset"] for m in logger.messages
+             if m.get("message_type") == "flocker_zfs:peer:remount_failed"], [self.name])
+        three = self.snap("flocker-push-3")
+        self.assertTrue(self.ok(self.push(three, two))["mounted"])
+        self.assertEqual(self.seen("flocker-push-3"), b"flocker-push-3")
+
+    def test_acquire_after_busy_receive(self):
+        """
+        A replica that a reader kept busy during the last receive is mounted
+        again before it becomes writable, so its applications start from
+        the received content.
+        """
+        one = self.snap("flocker-push-1")
+        self.ok(self.push(one))
+        self.fake.set_busy(self.name)
+        two = self.snap("flocker-push-2")
+        self.assertTrue(self.ok(self.push(two, one))["stale"])
+        self.fake.set_busy(self.name, False)
+        response = self.ok(self.ask(ACQUIRE, self.dataset_id, 2, two.guid, self.sender_uuid))
+        self.assertEqual((response["owner"], response["mounted"]), (self.node_uuid, True))
+        self.assertEqual(self.seen("flocker-push-2"), b"flocker-push-2")
+        self.assertTrue(self.replica().writable)
+
     def test_truncated(self):
         """A truncated stream is ``StreamIncomplete``; the replica is unchanged."""
         one = self.snap("flocker-push-1")
@@ -475,6 +569,16 @@ class OpenZFSReplicaTests(ReplicaMixin, PeerCase):
     """The peer server on the OpenZFS profile: resumable receives."""
 
     profile = OPENZFS
+
+    def test_not_mounted_again(self):
+        """OpenZFS readers see a receive at once: the replica is not mounted again."""
+        one = self.snap("flocker-push-1")
+        self.ok(self.push(one))
+        start = len(self.fake.commands)
+        self.ok(self.push(self.snap("flocker-push-2"), one))
+        self.assertEqual([a for a in self.fake.commands[start:] if a[1] in ("unmount", "mount")],
+                         [])
+        self.assertEqual(self.seen("flocker-push-2"), b"flocker-push-2")
 
     def test_labels_on_receive(self):
         """OpenZFS labels a new replica atomically with ``receive -o``."""
