@@ -8,7 +8,8 @@ discovery and one scan of ``/proc`` for processes using the datasets).
 :func:`calculate_changes` decides; :mod:`flocker_zfs._statechanges` acts.
 The rules are conservative (docs/deployer.rst and :func:`calculate_changes`):
 when in doubt a dataset is left as it is, never created a second time,
-destroyed or moved.
+destroyed or moved; a dataset writable on two nodes is settled by
+:mod:`flocker_zfs._conflict`'s rule.
 """
 
 import os
@@ -22,11 +23,12 @@ from twisted.internet.threads import deferToThreadPool
 
 from ._actions import DEPLOYER_DISCOVER
 from ._backend import _deferred
+from ._conflict import is_conflict_copy, keeper, writable_copies
 from ._protocol import ProtocolError
 from ._replication import parse_marker
 from ._statechanges import (
-    CreateDataset, DeleteDataset, HandoffDataset, InParallel, PushDataset, RecoverHandoff,
-    ResizeDataset, Sequentially)
+    CreateDataset, DeleteDataset, DemoteDataset, HandoffDataset, InParallel, PushDataset,
+    RecoverHandoff, ResizeDataset, Sequentially)
 from .errors import FlockerZFSError
 from .model import Dataset, Snapshot
 from .names import is_dataset_id
@@ -375,6 +377,15 @@ def _owns(dataset, node_uuid):
     return dataset.owned_by(node_uuid) and dataset.writable
 
 
+def _not_a_target(dataset):
+    """
+    A peer's copy that is never pushed to or handed off to: writable or
+    mid-handoff (the peer thinks it owns it), or a conflict copy (it keeps
+    writes nobody else has, and shares no snapshot with the writable copy).
+    """
+    return dataset.writable or dataset.handoff is not None or is_conflict_copy(dataset)
+
+
 def _recovery(desired, local, me, deployment):
     """
     The change settling an interrupted handoff (``local.handoff`` set), or
@@ -420,8 +431,8 @@ def _as_primary(desired, local, me, nodes, deployment, in_use, refresh):
         remote = nodes[uuid].datasets.get(dataset_id)
         if remote is None:
             changes.append(PushDataset(dataset_id=dataset_id, node_uuid=uuid))
-        elif remote.writable or remote.handoff is not None:
-            continue  # the peer thinks it owns a copy: a conflict for the operator
+        elif _not_a_target(remote):
+            continue
         elif refresh or _newest_guid(remote) != ours:
             changes.append(PushDataset(dataset_id=dataset_id, node_uuid=uuid))
     return changes
@@ -432,11 +443,18 @@ def _plan_dataset(desired, local_state, nodes, deployment, refresh):
     dataset_id = desired.dataset_id
     local = local_state.datasets.get(dataset_id)
     in_use = dataset_id in local_state.in_use
+    writable = writable_copies(dataset_id, nodes)
+    if len(writable) > 1:
+        # Split brain: only demotions until one writable copy is left.
+        keep = keeper(desired.primary, writable)
+        if me in writable and me != keep:
+            return [DemoteDataset(dataset_id=dataset_id, node_uuid=keep)]
+        return []
     if local is not None and local.handoff is not None:
         recovery = _recovery(desired, local, me, deployment)
         return [] if recovery is None else [recovery]
     if desired.deleted:
-        if local is None or in_use:
+        if local is None or in_use or is_conflict_copy(local):
             return []
         return [DeleteDataset(dataset_id=dataset_id)]
     if desired.primary == me:
@@ -448,8 +466,8 @@ def _plan_dataset(desired, local_state, nodes, deployment, refresh):
     if primary is None:
         return []  # unreachable: keep it here
     theirs = primary.datasets.get(dataset_id)
-    if theirs is not None and (theirs.writable or theirs.handoff is not None):
-        return []  # the primary already has a writable copy: a conflict for the operator
+    if theirs is not None and _not_a_target(theirs):
+        return []  # the primary claims a copy, or holds a conflict copy: for the operator
     return [HandoffDataset(dataset_id=dataset_id, node_uuid=desired.primary)]
 
 
@@ -464,21 +482,28 @@ def calculate_changes(desired, cluster_state, local_state, refresh=frozenset()):
 
     Rules, per dataset of the deployment (others are never touched):
 
+    - More than one node (this one included) has a writable copy: a split
+      brain (:mod:`flocker_zfs._conflict`).  If this node's copy is writable
+      and not the keeper (the desired primary's copy, else the highest
+      generation, then the greatest node uuid), ``DemoteDataset`` (made
+      read-only, nothing lost), even in use; nothing else is planned for the
+      dataset on any node until one writable copy is left.
     - A copy here with a handoff marker (an interrupted handoff) gets only
       ``RecoverHandoff`` to the marker's peer, with ``abort`` when this node
       is the desired primary and no acquire may have been sent (no
       ``:acquiring`` in the marker; otherwise the handoff is finished and
       handed back later); a malformed marker, or a peer the deployment does
       not list, is left to the operator.
-    - ``deleted``: ``DeleteDataset`` of this node's copy, if it has one and
-      it is not in use (every node deletes its own copy).
+    - ``deleted``: ``DeleteDataset`` of this node's copy, if it has one, it
+      is not in use and it is not a conflict copy (every node deletes its
+      own copy; a conflict copy waits for the operator).
     - This node is the primary and owns the writable copy: ``ResizeDataset``
       when the maximum size differs (not while in use), then ``PushDataset``
       to each wanted replica node that is known and whose copy is missing or
       whose newest snapshot is not ours, or to every known wanted replica
       node when the dataset is in ``refresh`` (a push takes a new snapshot,
       so writes since the last one reach the replicas); a node whose copy is
-      writable or mid-handoff is left alone: a conflict for the operator.
+      writable, mid-handoff or a conflict copy is left alone.
     - This node is the primary and holds nothing: ``CreateDataset`` (then
       pushes to the replicas) only if every node of the deployment is known
       and none of the known nodes holds a copy.
@@ -486,7 +511,8 @@ def calculate_changes(desired, cluster_state, local_state, refresh=frozenset()):
       hands it over).
     - Another node is the primary and this node owns the writable copy:
       ``HandoffDataset`` to it, if it is known, the dataset is not in use here
-      and the primary holds no writable copy of its own.
+      and the primary's copy, if any, is none of writable, mid-handoff or a
+      conflict copy.
 
     :param Deployment desired: the desired deployment.
     :param ClusterState cluster_state: the nodes that answered.

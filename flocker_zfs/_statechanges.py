@@ -10,17 +10,39 @@ reach peers).  Each change runs inside its own eliot action
 each step ended; the backend's and replicator's actions nest inside.
 """
 
+import os
+
 from eliot import Message, start_action
 from eliot.twisted import DeferredContext
 from pyrsistent import PClass, field, pvector_field
-from twisted.internet.defer import DeferredList, maybeDeferred, succeed
+from twisted.internet.defer import Deferred, DeferredList, maybeDeferred, succeed
 from zope.interface import Attribute, Interface, implementer
 
+from . import _commands as commands
 from ._actions import (
     CHANGE_CREATE, CHANGE_DELETE, CHANGE_HANDOFF, CHANGE_IN_PARALLEL, CHANGE_PUSH,
     CHANGE_RECOVER, CHANGE_RESIZE, CHANGE_SEQUENTIALLY)
-from .errors import DatasetNotFound
-from .names import is_dataset_id
+from ._conflict import conflict_snapshot_name
+from ._protocol import STATE
+from .errors import DatasetNotFound, FlockerZFSError
+from .names import dataset_name, is_dataset_id, snapshot_name
+
+#: The action of :class:`DemoteDataset` (fields: dataset_id, node_uuid: the
+#: keeper; on success outcome and snapshot).  Kept here until the shared
+#: :mod:`flocker_zfs._actions` lists it.
+CHANGE_DEMOTE = "flocker_zfs:change:demote"
+
+
+class CreateWithdrawn(FlockerZFSError):
+    """
+    A planned create was not done: checked again right before it, this node
+    is no longer the dataset's primary, or another node holds it now or did
+    not answer.  Nothing was created.
+    """
+
+    fix = ("Nothing to do if the deployment file changed or another node just created "
+           "the dataset: the next iteration plans again. If this repeats, check that every "
+           "node's deployment file names the same primary.")
 
 
 class IStateChange(Interface):
@@ -50,11 +72,16 @@ class ChangeContext(PClass):
     :ivar replicator: its :class:`~flocker_zfs.Replicator`.
     :ivar peer: ``callable(node_uuid) -> IPeer`` reaching another node of
         the deployment.
+    :ivar confirm_create: ``None``, or ``callable(dataset_id) -> Deferred``
+        firing with ``None`` when a planned create may go ahead, or with the
+        reason it must not (the plan may be seconds old: the reference agent
+        reads the deployment file and asks the other nodes again).
     """
 
     backend = field(mandatory=True)
     replicator = field(mandatory=True)
     peer = field(mandatory=True)
+    confirm_create = field(initial=None)
 
 
 def _dataset_id(value):
@@ -85,7 +112,10 @@ def _ignore_result(result):
 @implementer(IStateChange)
 class CreateDataset(PClass):
     """
-    Create the dataset here, writable and owned by this node.
+    Create the dataset here, writable and owned by this node, after asking
+    the context's ``confirm_create`` (if any) right before: two nodes that
+    both create a dataset make a split brain (:mod:`flocker_zfs._conflict`),
+    so the plan's view, which may be seconds old, is checked again.
     """
 
     dataset_id = field(type=str, mandatory=True, invariant=_dataset_id)
@@ -97,8 +127,15 @@ class CreateDataset(PClass):
                             maximum_size=self.maximum_size)
 
     def run(self, context):
-        return _in_action(self.eliot_action, lambda: context.backend.create(
-            self.dataset_id, self.maximum_size).addCallback(_ignore_result))
+        return _in_action(self.eliot_action,
+                          lambda: Deferred.fromCoroutine(self._create(context)))
+
+    async def _create(self, context):
+        if context.confirm_create is not None:
+            reason = await maybeDeferred(context.confirm_create, self.dataset_id)
+            if reason is not None:
+                raise CreateWithdrawn("not creating dataset %s: %s" % (self.dataset_id, reason))
+        await context.backend.create(self.dataset_id, self.maximum_size)
 
 
 @implementer(IStateChange)
@@ -179,6 +216,56 @@ class RecoverHandoff(PClass):
         return _in_action(self.eliot_action, lambda: context.replicator.recover(
             self.dataset_id, context.peer(self.node_uuid), abort=self.abort
         ).addCallback(_ignore_result))
+
+
+@implementer(IStateChange)
+class DemoteDataset(PClass):
+    """
+    Settle a split brain from this side: make this node's writable copy of
+    the dataset read-only because node ``node_uuid`` (the keeper) has a
+    writable copy ranked above it (:mod:`flocker_zfs._conflict`).  Its data
+    and snapshots stay; a ``flocker-conflict-...`` snapshot marks it as a
+    conflict copy (status shows it as the newest snapshot) and records its
+    state at that moment.
+
+    Right before, under the dataset's lock, the keeper is asked again: the
+    copy is demoted only if the keeper's copy is still writable (so the two
+    never both end read-only through a stale view) and this one still is.
+    """
+
+    dataset_id = field(type=str, mandatory=True, invariant=_dataset_id)
+    node_uuid = field(type=str, mandatory=True, invariant=_node_uuid)
+
+    @property
+    def eliot_action(self):
+        return start_action(action_type=CHANGE_DEMOTE, dataset_id=self.dataset_id,
+                            node_uuid=self.node_uuid)
+
+    def run(self, context):
+        action = self.eliot_action
+        return _in_action(action, lambda: Deferred.fromCoroutine(self._demote(context, action)))
+
+    async def _demote(self, context, action):
+        backend = context.backend
+        await backend.start()
+        # The backend's lock and runner: demoting is not (yet) a backend
+        # operation; the replicator drives the backend the same way.
+        async with backend.locked(self.dataset_id):
+            local = await backend._get(self.dataset_id)
+            if not local.writable:
+                action.add_success_fields(outcome="already read-only")
+                return
+            theirs = await context.peer(self.node_uuid).call(STATE, self.dataset_id)
+            if not (theirs.get("exists") and theirs.get("writable")):
+                action.add_success_fields(outcome="keeper not writable")
+                return
+            name = conflict_snapshot_name(backend._reactor.seconds(), self.node_uuid,
+                                          os.urandom(3).hex())
+            await backend._runner.run(commands.snapshot(
+                snapshot_name(backend.pool, self.dataset_id, name)))
+            await backend._runner.run(commands.set_property(
+                dataset_name(backend.pool, self.dataset_id), "readonly", "on"))
+            action.add_success_fields(outcome="demoted", snapshot=name)
 
 
 def _already_gone(failure):

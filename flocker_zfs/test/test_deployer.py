@@ -24,8 +24,8 @@ from .._deployer import (
     discover_state, node_state_from_json, node_state_to_json, open_users, processes_using)
 from .._deployment import DesiredDataset, Deployment, NodeAddress
 from .._statechanges import (
-    CreateDataset, DeleteDataset, HandoffDataset, InParallel, PushDataset, RecoverHandoff,
-    ResizeDataset, Sequentially)
+    CreateDataset, DeleteDataset, DemoteDataset, HandoffDataset, InParallel, PushDataset,
+    RecoverHandoff, ResizeDataset, Sequentially)
 from ..errors import PoolNotFound
 from ..model import Dataset, Snapshot
 from ..testing import make_fake_backend
@@ -56,6 +56,17 @@ def copy(dataset_id, owner, writable=False, guids=(7,), maximum_size=None, hando
                    maximum_size=maximum_size, handoff=handoff,
                    snapshots=[Snapshot(name="s%d" % (g,), guid=g, createtxg=g)
                               for g in guids])
+
+
+def conflicted(dataset_id, owner, guids=(7,), generation=1):
+    """
+    :return: a conflict copy: read-only, its newest snapshot the conflict
+        snapshot that :class:`DemoteDataset` takes.
+    """
+    demoted = copy(dataset_id, owner, guids=guids)
+    return demoted.set(generation=generation, snapshots=demoted.snapshots.append(Snapshot(
+        name="flocker-conflict-20250102T030405Z-%s-0a1b2c" % (N1[:8],), guid=1000,
+        createtxg=1000, managed=True)))
 
 
 def node(node_uuid, *datasets, in_use=()):
@@ -606,14 +617,15 @@ class CalculateChangesTests(SynchronousTestCase):
         states = [node(N0, copy(D0, N0, writable=True), in_use=[D0]), node(N1), node(N2)]
         self.assertEqual(plan_for(deployment, states, N0).changes, [])
 
-    def test_no_handoff_to_writable_primary(self):
+    def test_no_handoff_to_claimed_primary(self):
         """
-        No handoff to a primary that already has its own writable copy.
+        No handoff to a primary whose copy is mid-handoff or a conflict copy
+        (its writable copy is a conflict: see :class:`ConflictPlanTests`).
         """
         deployment = desired(want(D0, N1))
-        states = [node(N0, copy(D0, N0, writable=True)),
-                  node(N1, copy(D0, N1, writable=True)), node(N2)]
-        self.assertEqual(plan_for(deployment, states, N0).changes, [])
+        for theirs in (copy(D0, N1, handoff="%s:2" % (N2,)), conflicted(D0, N1)):
+            states = [node(N0, copy(D0, N0, writable=True)), node(N1, theirs), node(N2)]
+            self.assertEqual(plan_for(deployment, states, N0).changes, [], theirs)
 
     def test_replica_not_primary(self):
         """
@@ -741,3 +753,137 @@ class CalculateChangesTests(SynchronousTestCase):
                          [ResizeDataset(dataset_id=D0, maximum_size=None)])
         self.assertEqual(calculate_changes(deployment, cluster(*others), local),
                          calculate_changes(deployment, stale, local))
+
+
+class ConflictPlanTests(SynchronousTestCase):
+    """
+    A dataset writable on more than one node: every node but the keeper's
+    demotes its writable copy, and nothing else is planned for it; the
+    conflict copies left afterwards are never pushed over, handed off to or
+    deleted.
+    """
+
+    def plans(self, deployment, states):
+        return {n.node_uuid: plan_for(deployment, states, n.node_uuid).changes
+                for n in states}
+
+    def test_primary_kept(self):
+        """
+        With two writable copies, the node that is not the desired primary
+        demotes its own (towards the primary), whatever the generations;
+        the primary does nothing, not even the push to that node that the
+        deployment wants, nor a resize.
+        """
+        deployment = desired(want(D0, N1, replicas=[N0, N2], maximum_size=8 * MiB))
+        states = [node(N0, copy(D0, N0, writable=True).set(generation=5)),
+                  node(N1, copy(D0, N1, writable=True, guids=(9,))), node(N2)]
+        self.assertEqual(self.plans(deployment, states), {
+            N0: [DemoteDataset(dataset_id=D0, node_uuid=N1)], N1: [], N2: []})
+
+    def test_in_use_demoted(self):
+        """
+        A copy in use is demoted too (its application gets EROFS instead of
+        writing into a copy that can never become the dataset); the keeper's
+        use changes nothing.
+        """
+        deployment = desired(want(D0, N1))
+        states = [node(N0, copy(D0, N0, writable=True), in_use=[D0]),
+                  node(N1, copy(D0, N1, writable=True), in_use=[D0]), node(N2)]
+        self.assertEqual(self.plans(deployment, states)[N0],
+                         [DemoteDataset(dataset_id=D0, node_uuid=N1)])
+
+    def test_primary_without_writable_copy(self):
+        """
+        When the desired primary has no writable copy (none, a replica, or it
+        did not answer), the keeper is the highest generation, then the
+        greatest node uuid; everyone else demotes towards it, whatever
+        owner each copy records.
+        """
+        deployment = desired(want(D0, N2, replicas=[N0, N1]))
+        for third in (node(N2), node(N2, copy(D0, N0))):
+            states = [node(N0, copy(D0, N0, writable=True).set(generation=3)),
+                      node(N1, copy(D0, N1, writable=True).set(generation=2)), third]
+            self.assertEqual(self.plans(deployment, states), {
+                N0: [], N1: [DemoteDataset(dataset_id=D0, node_uuid=N0)], N2: []})
+        states = [node(N0, copy(D0, N0, writable=True)), node(N1, copy(D0, N2, writable=True))]
+        self.assertEqual(self.plans(deployment, states), {
+            N0: [DemoteDataset(dataset_id=D0, node_uuid=N1)], N1: []})
+
+    def test_three_writable(self):
+        """
+        Every writable copy but the keeper's is demoted towards it, in one
+        round, also by a node outside the deployment.
+        """
+        deployment = desired(want(D0, N1))
+        states = [node(N0, copy(D0, N0, writable=True)), node(N1, copy(D0, N1, writable=True)),
+                  node(N2, copy(D0, N2, writable=True)),
+                  node(OUTSIDER, copy(D0, OUTSIDER, writable=True).set(generation=9))]
+        demote = [DemoteDataset(dataset_id=D0, node_uuid=N1)]
+        self.assertEqual(self.plans(deployment, states),
+                         {N0: demote, N1: [], N2: demote, OUTSIDER: demote})
+
+    def test_only_what_is_seen(self):
+        """
+        A node that sees no other writable copy (the other node did not
+        answer) plans as usual; one that sees a higher-ranked copy demotes
+        even while another node is unknown.
+        """
+        deployment = desired(want(D0, N1))
+        self.assertEqual(plan_for(deployment, [node(N0, copy(D0, N0, writable=True))],
+                                  N0).changes, [])
+        states = [node(N0, copy(D0, N0, writable=True)), node(N1, copy(D0, N1, writable=True))]
+        self.assertEqual(plan_for(deployment, states, N0).changes,
+                         [DemoteDataset(dataset_id=D0, node_uuid=N1)])
+
+    def test_before_recovery_and_delete(self):
+        """
+        The conflict comes first: a writable copy that also carries a
+        handoff marker is demoted rather than recovered, and a deleted
+        dataset's writable copies are demoted, not deleted.
+        """
+        deployment = desired(want(D0, N1, deleted=True))
+        states = [node(N0, copy(D0, N0, writable=True, handoff="%s:2" % (N1,))),
+                  node(N1, copy(D0, N1, writable=True)), node(N2, copy(D0, N1))]
+        self.assertEqual(self.plans(deployment, states), {
+            N0: [DemoteDataset(dataset_id=D0, node_uuid=N1)], N1: [], N2: []})
+
+    def test_conflict_copy_left_alone(self):
+        """
+        Once demoted, the conflict copy is not pushed to even where a
+        replica is wanted, refreshed or not; it is not deleted with the
+        dataset, while the other copies are; its node plans nothing for it.
+        """
+        deployment = desired(want(D0, N1, replicas=[N0, N2]))
+        states = [node(N0, conflicted(D0, N0)), node(N1, copy(D0, N1, writable=True)),
+                  node(N2, copy(D0, N1))]
+        self.assertEqual(self.plans(deployment, states),
+                         {N0: [], N1: [], N2: []})
+        self.assertEqual(plan_for(deployment, states, N1, refresh={D0}).changes,
+                         [PushDataset(dataset_id=D0, node_uuid=N2)])
+        deleted = desired(want(D0, N1, deleted=True))
+        self.assertEqual(self.plans(deleted, states), {
+            N0: [], N1: [DeleteDataset(dataset_id=D0)], N2: [DeleteDataset(dataset_id=D0)]})
+
+    def test_conflict_copy_on_new_primary(self):
+        """
+        A primary holding a conflict copy is not handed the dataset (the
+        push would find no common snapshot); it is not created there again.
+        """
+        deployment = desired(want(D0, N0))
+        states = [node(N0, conflicted(D0, N0)), node(N1, copy(D0, N1, writable=True)),
+                  node(N2)]
+        self.assertEqual(self.plans(deployment, states), {N0: [], N1: [], N2: []})
+
+    def test_conflict_copy_needs_marker_snapshot_newest(self):
+        """
+        Only a read-only copy without a handoff marker whose newest snapshot
+        is a conflict snapshot is a conflict copy: a replica that received
+        newer snapshots since is pushed to and deleted as usual.
+        """
+        deployment = desired(want(D0, N1, replicas=[N0]))
+        later = conflicted(D0, N1)
+        later = later.set(snapshots=later.snapshots.append(
+            Snapshot(name="s2000", guid=2000, createtxg=2000)))
+        states = [node(N0, later), node(N1, copy(D0, N1, writable=True)), node(N2)]
+        self.assertEqual(plan_for(deployment, states, N1).changes,
+                         [PushDataset(dataset_id=D0, node_uuid=N0)])

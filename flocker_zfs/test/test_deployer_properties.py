@@ -14,10 +14,12 @@ from twisted.trial.unittest import SynchronousTestCase
 from .._deployer import (
     ClusterState, InvalidNodeState, NodeState, calculate_changes, node_state_from_json,
     node_state_to_json)
+from .._conflict import is_conflict_copy, rank, writable_copies
 from .._statechanges import (
-    CreateDataset, DeleteDataset, HandoffDataset, InParallel, PushDataset, ResizeDataset)
+    CreateDataset, DeleteDataset, DemoteDataset, HandoffDataset, InParallel, PushDataset,
+    ResizeDataset)
 from .test_deployer import (
-    D0, D1, D2, MiB, N0, NODES, OUTSIDER, UNLISTED, copy, desired, flatten, want)
+    D0, D1, D2, MiB, N0, NODES, OUTSIDER, UNLISTED, conflicted, copy, desired, flatten, want)
 
 
 # -- planning ---------------------------------------------------------------------
@@ -27,14 +29,17 @@ SIZES = st.sampled_from([None, 8 * MiB, 16 * MiB])
 
 
 @st.composite
-def deployments(draw):
+def deployments(draw, every=False):
+    """
+    :param every: list every dataset, none deleted, each wanting replicas.
+    """
     datasets = []
     for dataset_id in (D0, D1, D2):
-        if draw(st.booleans()):
+        if every or draw(st.booleans()):
             datasets.append(want(
                 dataset_id, draw(st.sampled_from(NODES)),
-                replicas=draw(st.sets(st.sampled_from(NODES))),
-                deleted=draw(st.booleans()), maximum_size=draw(SIZES)))
+                replicas=draw(st.sets(st.sampled_from(NODES), min_size=2 if every else 0)),
+                deleted=not every and draw(st.booleans()), maximum_size=draw(SIZES)))
     return desired(*datasets)
 
 
@@ -45,9 +50,12 @@ def copies(draw, dataset_id):
                         st.sampled_from(ALL_NODES).map(lambda n: "%s:3:acquiring" % (n,)),
                         st.just("junk"))
     guids = draw(st.lists(st.sampled_from([1, 2, 3]), unique=True, max_size=3))
-    return copy(dataset_id, draw(st.one_of(st.none(), st.sampled_from(ALL_NODES))),
-                writable=draw(st.booleans()), guids=sorted(guids),
-                maximum_size=draw(SIZES), handoff=draw(markers))
+    owner = draw(st.one_of(st.none(), st.sampled_from(ALL_NODES)))
+    if draw(st.integers(0, 5)) == 0:
+        return conflicted(dataset_id, owner, guids=sorted(guids))
+    return copy(dataset_id, owner, writable=draw(st.booleans()), guids=sorted(guids),
+                maximum_size=draw(SIZES), handoff=draw(markers)).set(
+                    generation=draw(st.integers(0, 3)))
 
 
 @st.composite
@@ -87,9 +95,14 @@ def converged(draw):
     in_use = {n: set() for n in ALL_NODES}
     for d in deployment.datasets.values():
         if d.deleted:
+            writer = draw(st.sampled_from(ALL_NODES))
             for n in draw(st.sets(st.sampled_from(ALL_NODES))):
-                held[n][d.dataset_id] = draw(copies(d.dataset_id)).set(handoff=None)
-                in_use[n].add(d.dataset_id)  # only copies in use survive a delete
+                survivor = draw(copies(d.dataset_id)).set(handoff=None)
+                if n != writer:  # two writable copies would be a conflict
+                    survivor = survivor.set(writable=False)
+                held[n][d.dataset_id] = survivor
+                if not is_conflict_copy(survivor):  # a conflict copy survives anyway
+                    in_use[n].add(d.dataset_id)  # only copies in use survive a delete
             continue
         guids = sorted(draw(st.lists(st.sampled_from([1, 2, 3]), unique=True, min_size=1)))
         held[d.primary][d.dataset_id] = copy(d.dataset_id, d.primary, writable=True,
@@ -102,6 +115,8 @@ def converged(draw):
             elif draw(st.booleans()):  # an old replica, not wanted: kept as it is
                 held[n][d.dataset_id] = copy(d.dataset_id, d.primary,
                                              guids=draw(st.sampled_from([(), (1,), (9,)])))
+            elif draw(st.booleans()):  # a conflict copy, waiting for the operator
+                held[n][d.dataset_id] = conflicted(d.dataset_id, n)
             if d.dataset_id in held[n] and draw(st.booleans()):
                 in_use[n].add(d.dataset_id)
         if draw(st.booleans()):
@@ -190,8 +205,9 @@ class CalculateChangesPropertyTests(SynchronousTestCase):
     def test_deleted_everywhere(self, situation):
         """
         Every node holding a copy of a deleted dataset deletes it, unless it
-        is in use there or a handoff of it is to be recovered first; no node
-        deletes anything else.
+        is in use there, a handoff of it is to be recovered first, it is a
+        conflict copy, or the dataset is writable on more than one node; no
+        node deletes anything else.
         """
         deployment, states = situation
         for me, plan in self.plans(deployment, states).items():
@@ -199,7 +215,9 @@ class CalculateChangesPropertyTests(SynchronousTestCase):
             expected = {d for d, wanted in deployment.datasets.items()
                         if wanted.deleted and d in states[me].datasets
                         and d not in states[me].in_use
-                        and states[me].datasets[d].handoff is None}
+                        and states[me].datasets[d].handoff is None
+                        and not is_conflict_copy(states[me].datasets[d])
+                        and len(writable_copies(d, states)) <= 1}
             self.assertEqual(deletes, expected)
 
     @settings(max_examples=300, deadline=None)
@@ -254,6 +272,138 @@ class CalculateChangesPropertyTests(SynchronousTestCase):
         for me, local in states.items():
             without = ClusterState(nodes={n: s for n, s in states.items() if n != me})
             self.assertEqual(calculate_changes(deployment, without, local), first[me])
+
+
+@st.composite
+def split_clusters(draw):
+    """
+    Like :func:`clusters`, but each node's copy of each dataset is one of
+    the kinds a split brain involves: none, writable (owned by that node or
+    not, at some generation), a replica, or a conflict copy.
+    """
+    states = {}
+    for n in ALL_NODES:
+        held = {}
+        for dataset_id in (D0, D1, D2):
+            kind = draw(st.sampled_from(["none", "writable", "replica", "conflict"] * 2
+                                        + ["writable", "conflict"]))
+            owner = draw(st.sampled_from([n] * 6 + [None] + list(ALL_NODES)))
+            guids = sorted(draw(st.lists(st.sampled_from([1, 2, 3]), unique=True, max_size=3)))
+            if kind == "writable":
+                held[dataset_id] = copy(dataset_id, owner, writable=True, guids=guids).set(
+                    generation=draw(st.integers(0, 2)))
+            elif kind == "replica":
+                held[dataset_id] = copy(dataset_id, owner, guids=guids)
+            elif kind == "conflict":
+                held[dataset_id] = conflicted(dataset_id, owner, guids=guids)
+        in_use = draw(st.sets(st.sampled_from(sorted(held)), max_size=1)) if held else set()
+        states[n] = NodeState(node_uuid=n, datasets=held, in_use=in_use)
+    return states
+
+
+@st.composite
+def split_situations(draw):
+    """
+    ``(deployment, {uuid: NodeState} of the nodes that answered)`` from
+    :func:`split_clusters`.
+    """
+    states = draw(split_clusters())
+    known = draw(st.one_of(st.just(set(ALL_NODES)),
+                           st.sets(st.sampled_from(ALL_NODES), min_size=1)))
+    deployment = draw(st.one_of(deployments(), deployments(every=True)))
+    return deployment, {n: s for n, s in states.items() if n in known}
+
+
+def demoted(dataset):
+    """
+    :return: ``dataset`` as :class:`DemoteDataset` leaves it.
+    """
+    return conflicted(dataset.dataset_id, dataset.owner, generation=dataset.generation).set(
+        snapshots=dataset.snapshots + conflicted(dataset.dataset_id, None).snapshots[-1:],
+        handoff=dataset.handoff)
+
+
+class ConflictPropertyTests(SynchronousTestCase):
+    """
+    Split brain (:mod:`flocker_zfs._conflict`) over generated clusters.
+    """
+
+    def plans(self, deployment, states):
+        state = ClusterState(nodes=states)
+        return {me: calculate_changes(deployment, state, local)
+                for me, local in states.items()}
+
+    def settled(self, deployment, states):
+        """
+        :return: ``states`` after each node ran the demotions its plan has.
+        """
+        after = dict(states)
+        for me, plan in self.plans(deployment, states).items():
+            for change in flatten(plan):
+                if isinstance(change, DemoteDataset):
+                    local = after[me].datasets[change.dataset_id]
+                    after[me] = after[me].transform(["datasets", change.dataset_id],
+                                                    demoted(local))
+        return after
+
+    @settings(max_examples=300, deadline=None)
+    @given(deployments(), st.one_of(clusters(), split_clusters()))
+    def test_one_writable_after_one_round(self, deployment, states):
+        """
+        When every node answered and each runs its plan, every dataset of
+        the deployment that was writable somewhere is writable on exactly
+        one node: the desired primary if its copy was writable.
+        """
+        after = self.settled(deployment, states)
+        for dataset_id, wanted in deployment.datasets.items():
+            before = writable_copies(dataset_id, states)
+            left = writable_copies(dataset_id, after)
+            self.assertEqual(len(left), min(len(before), 1), dataset_id)
+            if wanted.primary in before:
+                self.assertEqual(list(left), [wanted.primary])
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.one_of(situations(), split_situations()))
+    def test_only_demotions_in_conflict(self, situation):
+        """
+        Whatever nodes answered: for a dataset writable on more than one of
+        them, a node's plan is one :class:`DemoteDataset` of its own writable
+        copy towards another node's writable copy, or nothing; the best
+        ranked writable copy is never demoted.
+        """
+        deployment, states = situation
+        for me, plan in self.plans(deployment, states).items():
+            for element in plan.changes:
+                writable = writable_copies(element.dataset_id, states)
+                if len(writable) <= 1:
+                    self.assertFalse(isinstance(element, DemoteDataset), element)
+                    continue
+                self.assertIsInstance(element, DemoteDataset)
+                self.assertIn(me, writable)
+                self.assertIn(element.node_uuid, set(writable) - {me})
+                primary = deployment.datasets[element.dataset_id].primary
+                self.assertNotEqual(me, primary)
+                self.assertTrue(rank(primary, me, writable[me]) < rank(
+                    primary, element.node_uuid, writable[element.node_uuid]))
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.one_of(situations(), split_situations()), st.booleans())
+    def test_conflict_copies_untouched(self, situation, settle):
+        """
+        A conflict copy is never pushed to, handed off to, deleted or
+        demoted again, also once the conflicts are settled.
+        """
+        deployment, states = situation
+        if settle:
+            states = self.settled(deployment, states)
+        for me, plan in self.plans(deployment, states).items():
+            for change in flatten(plan):
+                local = states[me].datasets.get(change.dataset_id)
+                if isinstance(change, (PushDataset, HandoffDataset)):
+                    remote = states[change.node_uuid].datasets.get(change.dataset_id)
+                    self.assertFalse(remote is not None and is_conflict_copy(remote))
+                if isinstance(change, (DeleteDataset, DemoteDataset)):
+                    self.assertFalse(is_conflict_copy(local))
 
 
 class NodeStateJSONPropertyTests(SynchronousTestCase):

@@ -19,9 +19,11 @@ from .._actions import (
 from .._deployer import ClusterState, calculate_changes, discover_state
 from .._deployment import DesiredDataset, Deployment, NodeAddress
 from .._replication import Replicator, SimulatedCrash
+from .._conflict import CONFLICT_PREFIX, is_conflict_copy
 from .._statechanges import (
-    ChangeContext, CreateDataset, DeleteDataset, HandoffDataset, InParallel, IStateChange,
-    PushDataset, RecoverHandoff, ResizeDataset, Sequentially, run_state_change)
+    CHANGE_DEMOTE, ChangeContext, CreateDataset, CreateWithdrawn, DeleteDataset,
+    DemoteDataset, HandoffDataset, InParallel, IStateChange, PushDataset, RecoverHandoff,
+    ResizeDataset, Sequentially, run_state_change)
 from ..errors import (
     DatasetNotFound, ForeignSnapshots, NotOwner, PeerUnreachable, TransferFailed)
 from ..testing import FakeNetwork
@@ -140,6 +142,7 @@ class RecordTests(SynchronousTestCase):
                        PushDataset(dataset_id=d, node_uuid=n),
                        HandoffDataset(dataset_id=d, node_uuid=n),
                        RecoverHandoff(dataset_id=d, node_uuid=n), DeleteDataset(dataset_id=d),
+                       DemoteDataset(dataset_id=d, node_uuid=n),
                        Sequentially(changes=[], dataset_id=d), InParallel(changes=[])]:
             self.assertTrue(verifyObject(IStateChange, change), change)
 
@@ -218,6 +221,152 @@ class CreateAndPushTests(NetworkCase):
         self.failureResultOf(run_state_change(
             ResizeDataset(dataset_id=self.dataset_id, maximum_size=8 * MiB),
             self.context(self.b)), NotOwner)
+
+
+class ConfirmCreateTests(NetworkCase):
+    """
+    ``CreateDataset`` asks the context's ``confirm_create`` right before
+    creating.
+    """
+
+    def context(self, node, answer=None, asked=None):
+        def confirm(dataset_id):
+            if asked is not None:
+                asked.append(dataset_id)
+            return succeed(answer)
+        return NetworkCase.context(self, node).set(confirm_create=confirm)
+
+    def test_confirmed(self):
+        """
+        Confirmed (``None``), the dataset is created after the question.
+        """
+        asked = []
+        self.successResultOf(run_state_change(
+            CreateDataset(dataset_id=self.dataset_id), self.context(self.a, asked=asked)))
+        self.assertEqual((asked, self.writable()), ([self.dataset_id], ["a.example"]))
+
+    def test_withdrawn(self):
+        """
+        Given a reason, nothing is created and the change fails with
+        ``CreateWithdrawn`` naming the dataset and the reason, stopping the
+        pushes that were to follow.
+        """
+        plan = Sequentially(dataset_id=self.dataset_id, changes=[
+            CreateDataset(dataset_id=self.dataset_id),
+            PushDataset(dataset_id=self.dataset_id, node_uuid=self.b.node_uuid)])
+        failure = self.failureResultOf(run_state_change(
+            plan, self.context(self.a, answer="node b holds it now")), CreateWithdrawn)
+        self.assertEqual(failure.value.summary(), "not creating dataset %s: node b holds it "
+                         "now" % (self.dataset_id,))
+        self.assertEqual((self.dataset(self.a), self.dataset(self.b)), (None, None))
+
+    def test_without_confirmation(self):
+        """
+        A context without ``confirm_create`` creates at once.
+        """
+        self.successResultOf(run_state_change(CreateDataset(dataset_id=self.dataset_id),
+                                              NetworkCase.context(self, self.a)))
+        self.assertEqual(self.writable(), ["a.example"])
+
+
+class DemoteTests(NetworkCase):
+    """
+    ``DemoteDataset`` makes this node's writable copy read-only, keeping
+    everything, when the keeper's copy is writable.
+    """
+
+    def both_created(self):
+        """
+        The split brain: ``a`` and ``b`` each created the dataset and wrote to it.
+        """
+        for node in (self.a, self.b):
+            self.successResultOf(node.backend.create(self.dataset_id))
+            self.write(node, b"written on " + node.address.encode("ascii"))
+        self.successResultOf(self.a.backend.snapshot(self.dataset_id, "mine"))
+
+    def demote(self, node, keeper):
+        return run_state_change(DemoteDataset(dataset_id=self.dataset_id,
+                                              node_uuid=keeper.node_uuid), self.context(node))
+
+    def test_demoted(self):
+        """
+        The copy becomes read-only and a conflict copy, with its files, its
+        snapshots and a new ``flocker-conflict-<time>-<keeper>-...``
+        snapshot as the newest; the keeper's copy is untouched.
+        """
+        self.both_created()
+        before_b = self.dataset(self.b)
+        self.successResultOf(self.demote(self.a, self.b))
+        self.assertEqual(self.writable(), ["b.example"])
+        mine = self.dataset(self.a)
+        self.assertTrue(is_conflict_copy(mine))
+        self.assertEqual(mine.owner, self.a.node_uuid)
+        self.assertEqual([s.name for s in mine.snapshots][0], "mine")
+        self.assertTrue(mine.snapshots[-1].name.startswith(
+            CONFLICT_PREFIX + "19700101T000000Z-%s-" % (self.b.node_uuid[:8],)),
+            mine.snapshots[-1].name)
+        self.assertEqual(self.read(self.a), b"written on a.example")
+        self.assertEqual(self.dataset(self.b), before_b)
+        self.assertEqual(self.read(self.b), b"written on b.example")
+
+    @capture_logging(None)
+    def test_keeper_not_writable(self, logger):
+        """
+        When the keeper's copy is no longer writable (or gone), nothing is
+        changed: the two are never both made read-only through a stale plan.
+        """
+        self.successResultOf(self.a.backend.create(self.dataset_id))
+        self.successResultOf(self.demote(self.a, self.b))
+        self.successResultOf(self.a.replicator.push(self.dataset_id, self.a.peer("b.example")))
+        self.successResultOf(self.demote(self.a, self.b))
+        self.assertEqual(self.writable(), ["a.example"])
+        self.assertEqual(self.dataset(self.a).snapshots[-1].name[:13], "flocker-push-")
+        outcomes = [a.end_message["outcome"]
+                    for a in LoggedAction.of_type(logger.messages, CHANGE_DEMOTE)]
+        self.assertEqual(outcomes, ["keeper not writable"] * 2)
+
+    @capture_logging(None)
+    def test_already_read_only(self, logger):
+        """
+        A copy that is read-only by now (handed off since the plan) is left
+        as it is, without asking the keeper.
+        """
+        self.successResultOf(self.a.backend.create(self.dataset_id))
+        self.successResultOf(self.a.replicator.handoff(self.dataset_id,
+                                                       self.a.peer("b.example")))
+        before = self.dataset(self.a)
+        self.network.partition("b.example")
+        self.successResultOf(self.demote(self.a, self.b))
+        self.assertEqual(self.dataset(self.a), before)
+        self.assertFalse(is_conflict_copy(before))
+        action = assertHasAction(self, logger, CHANGE_DEMOTE, True, startFields={
+            "dataset_id": self.dataset_id, "node_uuid": self.b.node_uuid})
+        self.assertEqual(action.end_message["outcome"], "already read-only")
+
+    def test_keeper_unreachable(self):
+        """
+        An unreachable keeper fails the change; the copy stays writable.
+        """
+        self.both_created()
+        self.network.partition("b.example")
+        self.failureResultOf(self.demote(self.a, self.b), PeerUnreachable)
+        self.assertEqual(self.writable(), ["a.example", "b.example"])
+
+    def test_plan_settles_split_brain(self):
+        """
+        Both nodes' plans run: ``a``, which is not the desired primary,
+        demotes its copy; ``b`` keeps writing; nothing is sent between them,
+        and later plans are empty (the conflict copy is left to the operator).
+        """
+        self.both_created()
+        desired = self.deployment(self.b, replicas=[self.a])
+        self.converge(desired)
+        self.assertEqual(self.writable(), ["b.example"])
+        self.assertTrue(is_conflict_copy(self.dataset(self.a)))
+        self.assertEqual((self.read(self.a), self.read(self.b)),
+                         (b"written on a.example", b"written on b.example"))
+        self.assertEqual((self.plan(self.a, desired).changes,
+                          self.plan(self.b, desired).changes), ([], []))
 
 
 class MoveTests(NetworkCase):
