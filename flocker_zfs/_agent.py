@@ -15,7 +15,16 @@ Each iteration, on the injected reactor:
 4. plan (:func:`~flocker_zfs._deployer.calculate_changes`) and start each
    planned change whose dataset has no change in flight, at most
    ``max_parallel`` at once.  The iteration does not wait for them: the next
-   one is scheduled at once, and skips the datasets still busy.
+   one is scheduled at once, and skips the datasets still busy;
+5. log every dataset in conflict (:mod:`flocker_zfs._conflict`: writable on
+   more than one node, or with a copy made read-only to settle that) as a
+   ``flocker_zfs:agent:conflict`` message naming the nodes and the fix, on
+   every iteration until the operator has settled it.
+
+A planned create is confirmed right before it runs: the deployment file
+read again must still name this node as the primary, and every other node
+asked again must answer without a copy (two nodes creating one dataset make
+a split brain).
 
 Replicas follow the owner's writes: every ``replication_interval`` seconds
 (counted from the start of the last successful push of a dataset by this
@@ -42,6 +51,7 @@ from twisted.python.failure import Failure
 
 from ._actions import AGENT_CLUSTER_STATE, AGENT_DEPLOYMENT, AGENT_ITERATION
 from ._backend import _deferred
+from ._conflict import find_conflicts
 from ._deployer import ClusterState, calculate_changes, discover_state, node_state_from_json
 from ._deployment import parse_deployment
 from ._yamlsource import decode_text, read_source
@@ -55,6 +65,9 @@ from .errors import ConfigError, FlockerZFSError
 
 #: Exponent above which the backoff is surely capped (avoids huge floats).
 _MAX_DOUBLINGS = 30
+
+#: The message logged on every iteration for each dataset in conflict.
+CONFLICT_MESSAGE = "flocker_zfs:agent:conflict"
 
 #: Largest deployment file read (it is parsed on the reactor thread; a
 #: wrong path to a log or an image must not be read whole).
@@ -355,13 +368,15 @@ class AgentService(Service):
         One iteration (module docstring), as an ``AGENT_ITERATION`` action
         whose success fields say which changes started (``started``), which
         were left for later (``skipped``: dataset id -> ``"busy"``,
-        ``"max_parallel"`` or ``"stopping"``) and which nodes did not answer (``unreachable``).
+        ``"max_parallel"`` or ``"stopping"``), which nodes did not answer
+        (``unreachable``) and which datasets are in conflict (``conflicts``:
+        dataset id -> description).
 
         :return: ``Deferred`` firing with those fields (``dict``) once the
             changes have *started*.
         """
         with start_action(action_type=AGENT_ITERATION, node_uuid=self.node_uuid) as action:
-            summary = {"started": [], "skipped": {}, "unreachable": {}}
+            summary = {"started": [], "skipped": {}, "unreachable": {}, "conflicts": {}}
             deployment = self._read_deployment()
             if deployment is not None and self.node_uuid not in deployment.nodes:
                 Message.log(message_type="flocker_zfs:agent:not_in_deployment",
@@ -376,6 +391,7 @@ class AgentService(Service):
                 plan = calculate_changes(deployment, ClusterState(nodes=nodes), local,
                                          refresh=self.due(deployment))
                 self._start_changes(plan, deployment, summary)
+                self._report_conflicts(deployment, nodes, summary["conflicts"])
             action.add_success_fields(**summary)
             return summary
 
@@ -396,6 +412,20 @@ class AgentService(Service):
         except ConfigError:
             pass    # the failed action logged it; the last good one is kept
         return self.deployment
+
+    def _report_conflicts(self, deployment, nodes, conflicts):
+        """
+        Log each dataset in conflict, with the nodes involved and the fix.
+
+        :param dict conflicts: filled with dataset id -> description.
+        """
+        for conflict in find_conflicts(deployment, nodes):
+            conflicts[conflict.dataset_id] = conflict.describe()
+            Message.log(message_type=CONFLICT_MESSAGE, dataset_id=conflict.dataset_id,
+                        primary=conflict.primary, writable=list(conflict.writable),
+                        keeper=conflict.keeper,
+                        conflict_copies=[uuid for uuid, _ in conflict.demoted],
+                        reason=conflict.describe(), fix=conflict.fix())
 
     # -- other nodes ---------------------------------------------------------
 
@@ -470,7 +500,36 @@ class AgentService(Service):
             if address is None:
                 raise ConfigError("node %s is not in the deployment file" % (node_uuid,))
             return self.peer(address)
-        return ChangeContext(backend=self.backend, replicator=self.replicator, peer=peer)
+        return ChangeContext(backend=self.backend, replicator=self.replicator, peer=peer,
+                             confirm_create=self.confirm_create)
+
+    @_deferred
+    async def confirm_create(self, dataset_id):
+        """
+        Right before creating ``dataset_id``: is it still this node's to
+        create?  The plan may be a query timeout old, and another node may
+        have created the dataset meanwhile (or its deployment file may name
+        another primary), so the file is read again and every other node
+        asked again.
+
+        :return: ``Deferred`` firing with ``None`` to go ahead, or the reason
+            not to.
+        """
+        deployment = self._read_deployment()
+        wanted = None if deployment is None else deployment.datasets.get(dataset_id)
+        if (wanted is None or wanted.deleted or wanted.primary != self.node_uuid
+                or self.node_uuid not in deployment.nodes):
+            return ("the deployment file %s no longer names this node as its primary"
+                    % (self.deployment_file.path,))
+        unreachable = {}
+        others = await self._cluster_state(deployment, unreachable)
+        if unreachable:
+            node = sorted(unreachable)[0]
+            return "node %s did not answer (%s)" % (node, unreachable[node])
+        holders = sorted(uuid for uuid, state in others.items() if dataset_id in state.datasets)
+        if holders:
+            return "node %s holds a copy now" % (", ".join(holders),)
+        return None
 
     def _start_changes(self, plan, deployment, summary):
         """

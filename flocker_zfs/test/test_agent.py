@@ -16,7 +16,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
-from .._actions import AGENT_CLUSTER_STATE, AGENT_DEPLOYMENT, AGENT_ITERATION, CHANGE_PUSH
+from .._actions import (
+    AGENT_CLUSTER_STATE, AGENT_DEPLOYMENT, AGENT_ITERATION, CHANGE_CREATE, CHANGE_PUSH)
 from .. import _agent as agent_module
 from .._agent import AgentService, agent_from_config, backoff_delay
 from .._config import parse_config
@@ -84,8 +85,12 @@ class ControlledPeer(object):
                 gate.callback(None)
 
     def iterations(self):
-        """:return: the clock times this node was asked for its datasets."""
-        return [when for when, verb in self.calls if verb == DATASETS]
+        """
+        :return: the distinct clock times this node was asked for its
+            datasets, in order (an iteration asks once, and a create's
+            confirmation asks again at the same time).
+        """
+        return sorted({when for when, verb in self.calls if verb == DATASETS})
 
 
 class Cluster(object):
@@ -101,6 +106,7 @@ class Cluster(object):
         self.clock = self.network.clock
         self.nodes = {name: self.network.add_node(name + ".example") for name in names}
         self.path = os.path.abspath(case.mktemp())
+        self.files = {}
         self.agents = {}
         self.peers = {}
         self.made = []
@@ -108,12 +114,15 @@ class Cluster(object):
     def uuid(self, name):
         return self.nodes[name].node_uuid
 
-    def deployment(self, datasets, nodes=None):
+    def deployment(self, datasets, nodes=None, on=None):
         """
         Write the deployment file.
 
         :param datasets: ``(id, primary name, replica names, extra YAML)``.
         :param nodes: ``(name, address)`` pairs; default every node at its own.
+        :param on: a node name: write that node's own file instead of the
+            shared one (its agent reads its own file if written before the
+            agent is made).
         """
         if nodes is None:
             nodes = [(name, name + ".example") for name in sorted(self.nodes)]
@@ -126,10 +135,12 @@ class Cluster(object):
                       "    primary: %s" % (self.uuid(primary),),
                       "    replicas: [%s]" % (", ".join(self.uuid(r) for r in replicas),)]
             lines += ["    " + line for line in extra]
-        self.write("\n".join(lines) + "\n")
+        self.write("\n".join(lines) + "\n", on)
 
-    def write(self, text):
-        with open(self.path, "w") as handle:
+    def write(self, text, on=None):
+        if on is not None and on not in self.files:
+            self.files[on] = os.path.abspath(self.case.mktemp())
+        with open(self.path if on is None else self.files[on], "w") as handle:
             handle.write(text)
 
     def peer(self, source, target):
@@ -147,7 +158,7 @@ class Cluster(object):
             self.made.append((name, address))
             return self.peer(name, address.address)
         kwargs.setdefault("poll_interval", POLL)
-        return AgentService(self.clock, node.backend, self.path, make_peer,
+        return AgentService(self.clock, node.backend, self.files.get(name, self.path), make_peer,
                             replicator=replicator or node.replicator,
                             open_files=lambda path: succeed([]), **kwargs)
 
@@ -1096,3 +1107,187 @@ class CancelledErrorTests(SynchronousTestCase):
         cluster.clock.advance(100)
         self.assertEqual(cluster.holding(x), [])
         self.flushLoggedErrors(CancelledError)
+
+
+@implementer(IPeer)
+class SlowPeer(object):
+    """
+    An ``IPeer`` on a slow link: each answer is what the node had when it
+    was asked, delivered ``delay`` clock seconds later.  Streams are not
+    delayed; ``streams`` counts them.
+    """
+
+    def __init__(self, peer, clock, delay):
+        self._peer = peer
+        self._clock = clock
+        self.delay = delay
+        self.address = peer.address
+        self.streams = 0
+
+    def call(self, verb, *args):
+        answer = Deferred()
+
+        def later(result):
+            def deliver():
+                if not answer.called:  # not cancelled meanwhile
+                    answer.callback(result)
+            self._clock.callLater(self.delay, deliver)
+        self._peer.call(verb, *args).addBoth(later)
+        return answer
+
+    def stream(self, send_argv, verb, *args, progress=None):
+        self.streams += 1
+        return self._peer.stream(send_argv, verb, *args, progress=progress)
+
+
+class ConflictTests(SynchronousTestCase):
+    """
+    A split brain made by deployment files that disagree: both nodes create
+    the dataset; once the files agree, the node that is not the primary
+    makes its copy read-only, keeping it, and the agents say so until the
+    operator destroys it.
+    """
+
+    def slow(self, cluster, delay=1.0):
+        """Every link of ``cluster`` answers ``delay`` seconds late."""
+        for source in cluster.nodes:
+            for target in cluster.nodes:
+                if source != target:
+                    cluster.peers[(source, target + ".example")] = SlowPeer(
+                        cluster.nodes[source].peer(target + ".example"), cluster.clock, delay)
+
+    def sampled(self, cluster, x, seconds, step=0.25):
+        """
+        Advance ``seconds`` in steps, sampling where ``x`` is writable.
+
+        :return: ``[(time, writable node names)]``.
+        """
+        samples = []
+        for _ in range(int(seconds / step)):
+            cluster.clock.advance(step)
+            samples.append((cluster.clock.seconds(), cluster.writable(x)))
+        return samples
+
+    @capture_logging(None)
+    def test_disagreeing_files(self, logger):
+        """
+        ``a``'s file names ``a`` as the primary of a new dataset and ``b``'s
+        names ``b``; each asks the other before the other's create finishes
+        (also when asked again right before creating), so both create.
+        While the files disagree both stay writable, and both agents report
+        the split brain.  Once ``a``'s file names ``b`` too, ``a`` makes its
+        copy read-only: from then on at every sampled instant exactly one
+        copy (``b``'s) is writable, never none; ``a``'s copy keeps what was
+        written on it and is never pushed over though ``a`` is a wanted
+        replica.  After the operator destroys it, ``b`` replicates to ``a``.
+        """
+        cluster = Cluster(self)
+        self.slow(cluster)
+        x = new_id()
+        cluster.deployment([(x, "a", [], [])], on="a")
+        cluster.deployment([(x, "b", [], [])], on="b")
+        cluster.start()
+        early = self.sampled(cluster, x, 3)
+        self.assertEqual(early[-1][1], ["a", "b"])
+        created = min(when for when, writable in early if writable)
+        for name in ("a", "b"):
+            cluster.path_of(name, x, "f").setContent(b"written on " + name.encode("ascii"))
+        still = self.sampled(cluster, x, 5)
+        self.assertEqual({tuple(writable) for _, writable in still}, {("a", "b")})
+        reported = {m.message["task_uuid"]: m.message for m in
+                    LoggedMessage.of_type(logger.messages, "flocker_zfs:agent:conflict")}
+        self.assertTrue(reported)
+        for message in reported.values():
+            self.assertEqual(message["writable"], sorted([cluster.uuid("a"), cluster.uuid("b")]))
+            self.assertIn("split brain", message["reason"])
+
+        agreed = [(x, "b", ["a"], [])]
+        cluster.deployment(agreed, on="a")
+        cluster.deployment(agreed, on="b")
+        later = self.sampled(cluster, x, 10)
+        settled = min(when for when, writable in later if writable == ["b"])
+        self.assertLess(settled, cluster.clock.seconds() - 5)
+        for when, writable in early + still + later:
+            if when >= created:
+                self.assertTrue(writable, when)
+            if when >= settled:
+                self.assertEqual(writable, ["b"], when)
+        kept = cluster.dataset("a", x)
+        self.assertEqual((kept.owner, kept.writable, kept.snapshots[-1].name[:17]),
+                         (cluster.uuid("a"), False, "flocker-conflict-"))
+        self.assertEqual((cluster.path_of("a", x, "f").getContent(),
+                          cluster.path_of("b", x, "f").getContent()),
+                         (b"written on a", b"written on b"))
+        self.assertEqual(cluster.peers[("b", "a.example")].streams, 0)
+        demoted = [m.message for m in
+                   LoggedMessage.of_type(logger.messages, "flocker_zfs:agent:conflict")
+                   if m.message["conflict_copies"]]
+        self.assertEqual({(m["conflict_copies"][0], m["keeper"]) for m in demoted},
+                         {(cluster.uuid("a"), cluster.uuid("b"))})
+        self.assertIn("`flocker-zfs destroy %s` on that node" % (x,), demoted[-1]["fix"])
+
+        self.successResultOf(cluster.nodes["a"].backend.destroy(x))
+        final = self.sampled(cluster, x, 10)
+        self.assertEqual({tuple(writable) for _, writable in final}, {("b",)})
+        replica = cluster.dataset("a", x)
+        self.assertEqual((replica.owner, replica.writable), (cluster.uuid("b"), False))
+        self.assertEqual(cluster.path_of("a", x, "f").getContent(), b"written on b")
+
+    @capture_logging(None)
+    def test_iteration_reports_conflict(self, logger):
+        """
+        The iteration's ``conflicts`` field names each dataset in conflict
+        with its description; a cluster without one has none.
+        """
+        cluster = Cluster(self)
+        x = new_id()
+        for name in ("a", "b"):
+            self.successResultOf(cluster.nodes[name].backend.create(x))
+        cluster.deployment([(x, "a", [], [])])
+        cluster.start("b")
+        iterations = LoggedAction.of_type(logger.messages, AGENT_ITERATION)
+        self.assertIn("split brain: dataset %s" % (x,),
+                      iterations[0].end_message["conflicts"][x])
+        self.assertEqual(cluster.writable(x), ["a"])
+        cluster.advance()
+        iterations = LoggedAction.of_type(logger.messages, AGENT_ITERATION)
+        self.assertIn("the copy on node %s was made read-only" % (cluster.uuid("b"),),
+                      iterations[-1].end_message["conflicts"][x])
+
+    @capture_logging(None)
+    def test_create_withdrawn_after_file_change(self, logger):
+        """
+        The file read again right before creating names another primary
+        now: nothing is created, and the create fails saying why.
+        """
+        cluster = Cluster(self)
+        self.slow(cluster)
+        x = new_id()
+        cluster.deployment([(x, "a", [], [])])
+        cluster.start("a")
+        cluster.clock.advance(0.5)
+        cluster.deployment([(x, "b", [], [])])
+        cluster.clock.advance(0.5)
+        self.assertEqual(cluster.holding(x), [])
+        [create] = LoggedAction.of_type(logger.messages, CHANGE_CREATE)
+        self.assertFalse(create.succeeded)
+        self.assertIn("no longer names this node as its primary", create.end_message["reason"])
+
+    @capture_logging(None)
+    def test_create_withdrawn_when_created_elsewhere(self, logger):
+        """
+        A node that created the dataset after answering is asked again right
+        before creating: this node does not create it.
+        """
+        cluster = Cluster(self)
+        self.slow(cluster)
+        x = new_id()
+        cluster.deployment([(x, "a", [], [])])
+        cluster.start("a")
+        cluster.clock.advance(0.5)
+        self.successResultOf(cluster.nodes["b"].backend.create(x))
+        self.sampled(cluster, x, 2)
+        self.assertEqual(cluster.writable(x), ["b"])
+        [create] = LoggedAction.of_type(logger.messages, CHANGE_CREATE)
+        self.assertIn("node %s holds a copy now" % (cluster.uuid("b"),),
+                      create.end_message["reason"])

@@ -6,7 +6,10 @@ pool.  Both agents run in this trial process with short poll intervals and
 converge a deployment file: a dataset is created on A, then moved to B by
 changing its primary in the file; its data arrives on B and A keeps a
 read-only replica.  Once A is named as a replica, files written on B
-afterwards reach it on the replication schedule.
+afterwards reach it on the replication schedule.  And a split brain (the
+dataset created on both nodes) is settled: A's copy, not the primary's, is
+made read-only with its data, and is replaced by a replica only once the
+operator destroys it.
 
 Skipped without root, ZFS or sshd; a failure under ``CI=true``.
 """
@@ -21,6 +24,7 @@ from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
 from .._agent import agent_from_config
+from .._conflict import CONFLICT_PREFIX, is_conflict_copy
 from .._config import load_config
 from .realzfs import time_scale
 from .test_replication_real import _Node
@@ -111,10 +115,11 @@ class RealAgentTests(TestCase):
         self.addCleanup(agent.stopService)
         return agent
 
-    async def copies(self):
+    async def copies(self, one_writable=True):
         """
         :return: ``{node name: Dataset}`` of the nodes holding the dataset;
-            checks on the way that at most one copy is writable.
+            checks on the way that at most one copy is writable (unless
+            ``one_writable`` is false: a split brain being settled).
         """
         found = {}
         for node in (self.a, self.b):
@@ -122,19 +127,20 @@ class RealAgentTests(TestCase):
             if dataset is not None:
                 found[node.name] = dataset
         writable = [name for name, dataset in found.items() if dataset.writable]
-        self.assertTrue(len(writable) <= 1, writable)
+        self.assertTrue(len(writable) <= 1 or not one_writable, writable)
         return found
 
-    async def wait_until(self, predicate, what):
+    async def wait_until(self, predicate, what, one_writable=True):
         """
-        Poll :meth:`copies` until ``predicate(copies)`` holds (it may look
-        at anything else, such as files).
+        Poll :meth:`copies` (with ``one_writable``) until
+        ``predicate(copies)`` holds (it may look at anything else, such as
+        files).
 
         :return: the copies.
         """
         started = reactor.seconds()
         while True:
-            found = await self.copies()
+            found = await self.copies(one_writable)
             if predicate(found):
                 return found
             if reactor.seconds() - started > DEADLINE:
@@ -214,5 +220,45 @@ class RealAgentTests(TestCase):
         found = await self.wait_until(
             self.replica_has("later.txt", "written on B after convergence\n"),
             "B's later file on A's replica")
+        self.assertEqual((found["a"].owner, found["a"].writable, found["b"].writable),
+                         (self.b.node_uuid, False, True))
+
+    async def test_split_brain(self):
+        """
+        Both nodes created the dataset and wrote to it (their deployment
+        files disagreed); the file now names B as the primary and A as a
+        replica.  A's agent makes A's copy read-only with its files and a
+        conflict snapshot; B's copy stays writable and nothing is sent over
+        A's.  Once the operator destroys A's copy, B replicates to A.
+        """
+        for node in (self.a, self.b):
+            await node.backend.create(self.dataset_id)
+            with open(node.path(self.dataset_id, "mine.txt"), "w") as handle:
+                handle.write("written on %s\n" % (node.name,))
+        self.write_deployment(primary=self.b, replicas=[self.a])
+        await self.start_agent(self.a, self.b)
+        await self.start_agent(self.b, self.a)
+        found = await self.wait_until(lambda found: not found["a"].writable, "A demoted",
+                                      one_writable=False)
+        self.assertTrue(found["b"].writable)
+        self.assertTrue(is_conflict_copy(found["a"]), found["a"])
+        self.assertEqual([s.name[:len(CONFLICT_PREFIX)] for s in found["a"].snapshots],
+                         [CONFLICT_PREFIX])
+        with open(self.a.path(self.dataset_id, "mine.txt")) as handle:
+            self.assertEqual(handle.read(), "written on a\n")
+        with self.assertRaises(OSError) as caught:
+            with open(self.a.path(self.dataset_id, "intruder"), "wb") as handle:
+                handle.write(b"x")
+        self.assertEqual(caught.exception.errno, errno.EROFS)
+
+        # Left alone: several iterations send nothing over it.
+        await deferLater(reactor, POLL * 6, lambda: None)
+        after = await self.copies()
+        self.assertEqual(list(after["a"].snapshots), list(found["a"].snapshots))
+
+        await self.a.backend.destroy(self.dataset_id)
+        has = self.replica_has("mine.txt", "written on b\n")
+        found = await self.wait_until(lambda found: "a" in found and has(found),
+                                      "B's copy replicated to A")
         self.assertEqual((found["a"].owner, found["a"].writable, found["b"].writable),
                          (self.b.node_uuid, False, True))
