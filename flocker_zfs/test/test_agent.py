@@ -1291,3 +1291,23 @@ class ConflictTests(SynchronousTestCase):
         [create] = LoggedAction.of_type(logger.messages, CHANGE_CREATE)
         self.assertIn("node %s holds a copy now" % (cluster.uuid("b"),),
                       create.end_message["reason"])
+
+    def test_files_naming_each_other(self):
+        """
+        Both copies writable while ``a``'s file names ``b`` as the primary
+        and ``b``'s names ``a``: the first node to demote makes its copy
+        read-only; the other, asking right before its own demotion, finds
+        that copy read-only and keeps its own.  One copy stays writable,
+        the other is kept read-only.
+        """
+        cluster = Cluster(self)
+        x = new_id()
+        for name in ("a", "b"):
+            self.successResultOf(cluster.nodes[name].backend.create(x))
+        cluster.deployment([(x, "b", [], [])], on="a")
+        cluster.deployment([(x, "a", [], [])], on="b")
+        cluster.start()
+        cluster.advance(3)
+        self.assertEqual(cluster.writable(x), ["b"])
+        self.assertEqual(cluster.dataset("a", x).snapshots[-1].name[:17], "flocker-conflict-")
+        self.assertEqual(cluster.dataset("b", x).snapshots, [])
