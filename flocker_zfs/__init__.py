@@ -29,8 +29,9 @@ from ._runner import ProcessRunner
 from ._ssh import SSHConfig
 from ._sshpeer import SSHPeer
 from ._statechanges import (
-    ChangeContext, CreateDataset, DeleteDataset, HandoffDataset, InParallel, IStateChange,
-    PushDataset, RecoverHandoff, ResizeDataset, Sequentially, run_state_change)
+    ChangeContext, CreateDataset, CreateWithdrawn, DeleteDataset, DemoteDataset,
+    HandoffDataset, InParallel, IStateChange, PushDataset, RecoverHandoff, ResizeDataset,
+    Sequentially, run_state_change)
 from .interfaces import IRunner, IStorageBackend
 from .model import (
     Capabilities, Dataset, HandoffResult, PoolState, PushResult, Snapshot)
@@ -46,6 +47,7 @@ __all__ = [
     "Deployment", "DesiredDataset", "NodeAddress", "load_deployment", "parse_deployment",
     "NodeState", "ClusterState", "discover_state", "calculate_changes",
     "IStateChange", "ChangeContext", "run_state_change", "CreateDataset", "ResizeDataset",
-    "PushDataset", "HandoffDataset", "RecoverHandoff", "DeleteDataset", "Sequentially",
+    "PushDataset", "HandoffDataset", "RecoverHandoff", "DeleteDataset", "DemoteDataset",
+    "CreateWithdrawn", "Sequentially",
     "InParallel", "AgentService", "agent_from_config", "ssh_peers",
 ]

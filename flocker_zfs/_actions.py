@@ -55,6 +55,9 @@ CHANGE_PUSH = "flocker_zfs:change:push"
 CHANGE_HANDOFF = "flocker_zfs:change:handoff"
 CHANGE_RECOVER = "flocker_zfs:change:recover"
 CHANGE_DELETE = "flocker_zfs:change:delete"
+#: Making this node's copy of a dataset writable elsewhere too read-only
+#: (fields: dataset_id, node_uuid: the keeper; on success outcome, snapshot).
+CHANGE_DEMOTE = "flocker_zfs:change:demote"
 CHANGE_SEQUENTIALLY = "flocker_zfs:change:sequentially"
 CHANGE_IN_PARALLEL = "flocker_zfs:change:in_parallel"
 #: The reference agent: one convergence iteration (fields: node_uuid,
@@ -69,6 +72,6 @@ CLI_INIT = "flocker_zfs:cli:init"
 CLI_DOCTOR = "flocker_zfs:cli:doctor"
 
 ALL = ALL + (CONFIG_LOAD, DEPLOYER_DISCOVER, CHANGE_CREATE, CHANGE_RESIZE, CHANGE_PUSH,
-             CHANGE_HANDOFF, CHANGE_RECOVER, CHANGE_DELETE, CHANGE_SEQUENTIALLY,
+             CHANGE_HANDOFF, CHANGE_RECOVER, CHANGE_DELETE, CHANGE_DEMOTE, CHANGE_SEQUENTIALLY,
              CHANGE_IN_PARALLEL, AGENT_ITERATION, AGENT_DEPLOYMENT, AGENT_CLUSTER_STATE,
              CLI_INIT, CLI_DOCTOR)

@@ -18,7 +18,7 @@ from eliot import FileDestination, add_destinations, remove_destination
 
 from ._actions import (
     AGENT_CLUSTER_STATE, AGENT_DEPLOYMENT, AGENT_ITERATION, CHANGE_CREATE, CHANGE_DELETE,
-    CHANGE_HANDOFF, CHANGE_PUSH, CHANGE_RECOVER, CHANGE_RESIZE)
+    CHANGE_DEMOTE, CHANGE_HANDOFF, CHANGE_PUSH, CHANGE_RECOVER, CHANGE_RESIZE)
 from ._sizes import human_size
 from .errors import ConfigError
 
@@ -375,15 +375,18 @@ class AgentConsole(object):
       each time;
     - each change of situation, once: a peer becoming unreachable (with the
       reason; again if the reason changes) and reachable again; this node
-      not listed in the deployment file, and listed again.
+      not listed in the deployment file, and listed again; a dataset writable
+      on more than one node (a conflict, with the operator's fix; again if
+      it changes) and settled again.
 
     Cancellations (the agent stopping) are quiet.
     """
 
     _FAILURES = (AGENT_ITERATION, AGENT_DEPLOYMENT, CHANGE_CREATE, CHANGE_RESIZE,
-                 CHANGE_PUSH, CHANGE_HANDOFF, CHANGE_RECOVER, CHANGE_DELETE)
+                 CHANGE_PUSH, CHANGE_HANDOFF, CHANGE_RECOVER, CHANGE_DELETE, CHANGE_DEMOTE)
     _WATCHED = _FAILURES + (AGENT_CLUSTER_STATE,)
     NOT_LISTED = "flocker_zfs:agent:not_in_deployment"
+    CONFLICT = "flocker_zfs:agent:conflict"
 
     def __init__(self, err):
         self._err = err
@@ -391,12 +394,20 @@ class AgentConsole(object):
         self._unreachable = {}  # node uuid -> reason, while unreachable
         self._not_listed = None     # (node uuid, path) while this node is not listed
         self._not_listed_in = set()     # iterations (task uuids) that said so
+        self._conflicts = {}    # dataset id -> the reason last said, while in conflict
 
     def _say(self, text):
         self._err.write("flocker-zfs agent: %s\n" % (" ".join(text.split()),))
         flush(self._err)
 
     def __call__(self, message):
+        if message.get("message_type") == self.CONFLICT:
+            dataset_id, reason = message.get("dataset_id"), message.get("reason")
+            if self._conflicts.get(dataset_id) != reason:
+                self._conflicts[dataset_id] = reason
+                self._say("dataset %s is in conflict: %s Fix: %s"
+                          % (dataset_id, reason, message.get("fix")))
+            return
         if message.get("message_type") == self.NOT_LISTED:
             self._not_listed_in.add(message.get("task_uuid"))
             listed = (message.get("node_uuid"), message.get("path"))
@@ -421,7 +432,11 @@ class AgentConsole(object):
                 self._peer(start, message)
             return
         if message["action_type"] == AGENT_ITERATION and status == "succeeded":
+            # A round that did not find this node listed checked no conflicts.
+            listed = message.get("task_uuid") not in self._not_listed_in
             self._iterated(message.get("task_uuid"))
+            if listed:
+                self._settled(message.get("conflicts"))
         if status != "failed" or _cancelled(message):
             return
         dataset_id = start.get("dataset_id")
@@ -442,6 +457,15 @@ class AgentConsole(object):
         if self._unreachable.get(uuid) != reason:
             self._unreachable[uuid] = reason
             self._say("%s is unreachable: %s" % (peer, reason))
+
+    def _settled(self, conflicts):
+        """An iteration ended listing the datasets still in conflict."""
+        if conflicts is None:
+            return
+        for dataset_id in sorted(set(self._conflicts) - set(conflicts)):
+            del self._conflicts[dataset_id]
+            self._say("dataset %s: no conflict found in the last round (at most one "
+                      "writable copy among the nodes that answered)" % (dataset_id,))
 
     def _iterated(self, task_uuid):
         """An iteration ended: if it did not say this node is unlisted, it is listed."""

@@ -20,17 +20,12 @@ from zope.interface import Attribute, Interface, implementer
 
 from . import _commands as commands
 from ._actions import (
-    CHANGE_CREATE, CHANGE_DELETE, CHANGE_HANDOFF, CHANGE_IN_PARALLEL, CHANGE_PUSH,
-    CHANGE_RECOVER, CHANGE_RESIZE, CHANGE_SEQUENTIALLY)
+    CHANGE_CREATE, CHANGE_DELETE, CHANGE_DEMOTE, CHANGE_HANDOFF, CHANGE_IN_PARALLEL,
+    CHANGE_PUSH, CHANGE_RECOVER, CHANGE_RESIZE, CHANGE_SEQUENTIALLY)
 from ._conflict import conflict_snapshot_name
 from ._protocol import STATE
 from .errors import DatasetNotFound, FlockerZFSError
 from .names import dataset_name, is_dataset_id, snapshot_name
-
-#: The action of :class:`DemoteDataset` (fields: dataset_id, node_uuid: the
-#: keeper; on success outcome and snapshot).  Kept here until the shared
-#: :mod:`flocker_zfs._actions` lists it.
-CHANGE_DEMOTE = "flocker_zfs:change:demote"
 
 
 class CreateWithdrawn(FlockerZFSError):

@@ -816,6 +816,44 @@ class AgentConsoleTests(SynchronousTestCase):
             "flocker-zfs agent: peer node-b (node %s) is unreachable: timed out" % (OTHER,),
             "flocker-zfs agent: peer node-b (node %s) is unreachable: refused" % (OTHER,)])
 
+    def iteration(self, conflicts):
+        with start_action(action_type=AGENT_ITERATION, node_uuid=NODE) as action:
+            for dataset_id, reason in sorted(conflicts.items()):
+                Message.log(message_type="flocker_zfs:agent:conflict", dataset_id=dataset_id,
+                            reason=reason, fix="destroy the copy on node-a")
+            action.add_success_fields(started=[], skipped={}, unreachable={},
+                                      conflicts=conflicts)
+
+    def test_conflict_said_once_then_settled(self):
+        """
+        A dataset in conflict is said once with the fix (again only if the
+        description changes), and once more when a round finds it settled.
+        """
+        self.iteration({DATASET: "writable on a and b"})
+        self.iteration({DATASET: "writable on a and b"})
+        self.iteration({DATASET: "writable on a, b and c"})
+        self.iteration({})
+        self.iteration({})
+        self.assertEqual(self.err.getvalue().splitlines(), [
+            "flocker-zfs agent: dataset %s is in conflict: writable on a and b "
+            "Fix: destroy the copy on node-a" % (DATASET,),
+            "flocker-zfs agent: dataset %s is in conflict: writable on a, b and c "
+            "Fix: destroy the copy on node-a" % (DATASET,),
+            "flocker-zfs agent: dataset %s: no conflict found in the last round (at most one "
+            "writable copy among the nodes that answered)" % (DATASET,)])
+
+    def test_unlisted_round_settles_nothing(self):
+        """
+        A round that found this node missing from the deployment file
+        checked no conflicts, so it does not say one is settled.
+        """
+        self.iteration({DATASET: "writable on a and b"})
+        with start_action(action_type=AGENT_ITERATION, node_uuid=NODE) as action:
+            Message.log(message_type="flocker_zfs:agent:not_in_deployment", node_uuid=NODE,
+                        path="/d.yml")
+            action.add_success_fields(conflicts={})
+        self.assertNotIn("no conflict", self.err.getvalue())
+
 
 class _TTY(io.StringIO):
     def isatty(self):
