@@ -34,6 +34,25 @@ from . import realssh, realzfs
 _REPOSITORY = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+def _flocked(path):
+    """
+    :return: whether some process holds an ``flock`` on ``path`` (from
+        ``/proc/locks``, without touching the lock).
+    """
+    try:
+        inode = os.stat(path).st_ino
+    except OSError:
+        return False
+    with open("/proc/locks") as handle:
+        for line in handle:
+            fields = line.split()
+            if "FLOCK" in fields and any(
+                    field.count(":") == 2 and field.rsplit(":", 1)[1] == str(inode)
+                    for field in fields):
+                return True
+    return False
+
+
 class _Node(object):
     """
     One real node: a pool, a mount root, an identity, a backend in this
@@ -291,18 +310,25 @@ class RealReplicationTests(_RealCase):
         pushing = self.a.replicator.push(self.dataset_id, self.a.peer(self.b))
         lock = os.path.join(self.b.lock_dir, self.b.pool, self.dataset_id + ".lock")
         waited = []
-        for _ in range(200):        # until B's peer-serve holds the lock
-            probe = DatasetLock(self.b.lock_dir, self.b.pool, self.dataset_id)
-            if not probe.try_acquire():
-                waited.append(probe.holder())
+        # Until B's peer-serve holds the lock: a process start can take
+        # seconds on a loaded machine, so the bound is wall time, and the
+        # push ending first fails the test below.
+        deadline = reactor.seconds() + 120
+        while not pushing.called and reactor.seconds() < deadline:
+            # Looked up in /proc/locks: taking the lock to probe it would
+            # make peer-serve find it taken and refuse the push.
+            holder = DatasetLock(self.b.lock_dir, self.b.pool, self.dataset_id).holder()
+            if _flocked(lock) and holder is not None:
+                waited.append(holder)
                 break
-            probe.release()
-            await deferLater(reactor, 0.02, lambda: None)
+            await deferLater(reactor, 0.01, lambda: None)
+        if not waited:
+            await pushing
+            self.fail("peer-serve never held %s during the push" % (lock,))
         # Started backends try the lock in the same reactor turn as the
         # probe, while peer-serve still holds it.
         refused = impatient.snapshot(self.dataset_id, "refused")
         snapshot = self.b.backend.snapshot(self.dataset_id, "during-receive")
-        self.assertEqual(len(waited), 1, "peer-serve never held %s" % (lock,))
         self.assertIn("flocker-zfs peer-serve receive", waited[0])
         with self.assertRaises(DatasetLocked) as locked:
             await refused
