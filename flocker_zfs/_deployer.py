@@ -43,19 +43,32 @@ class NodeState(PClass):
         pool, owned or replicas.
     :ivar in_use: ids of its datasets that some process is using (a file
         open under the mountpoint, or its working directory there).
+    :ivar unmanaged: ids of the filesystems ``<pool>/<id>`` in its pool
+        that discovery ignored (our properties missing or inconsistent): not
+        ours to touch, but a copy of that id exists, so it is never created
+        elsewhere.
     """
 
     node_uuid = field(type=str, mandatory=True,
                       invariant=lambda v: (is_dataset_id(v), "node_uuid must be a UUID"))
     datasets = pmap_field(str, Dataset)
     in_use = pset_field(str)
+    unmanaged = pset_field(str)
 
     def __invariant__(self):
         bad = [k for k, v in self.datasets.items() if k != v.dataset_id]
         stray = sorted(set(self.in_use) - set(self.datasets))
-        return (not bad and not stray,
+        both = sorted(set(self.unmanaged) & set(self.datasets))
+        return (not bad and not stray and not both,
                 "dataset keys must equal dataset_id (%r); in_use must name datasets "
-                "held (%r)" % (bad, stray))
+                "held (%r); unmanaged must not (%r)" % (bad, stray, both))
+
+    def holds(self, dataset_id):
+        """
+        :return: whether this node has a filesystem of ``dataset_id``,
+            managed or not.
+        """
+        return dataset_id in self.datasets or dataset_id in self.unmanaged
 
 
 class ClusterState(PClass):
@@ -169,6 +182,17 @@ def _scan_each(open_files, paths):
     return d
 
 
+def unmanaged_ids(pool):
+    """
+    :param PoolState pool: a discovered pool.
+    :return: the dataset ids of its ignored ``<pool>/<uuid>`` filesystems.
+    """
+    prefix = pool.pool + "/"
+    return sorted(name[len(prefix):] for name in pool.ignored
+                  if name.startswith(prefix) and is_dataset_id(name[len(prefix):])
+                  and name[len(prefix):] not in pool.datasets)
+
+
 @_deferred
 async def discover_state(backend, open_files=None, reactor=None):
     """
@@ -181,8 +205,9 @@ async def discover_state(backend, open_files=None, reactor=None):
         mountpoints, in ``reactor``'s thread pool.
     :param reactor: for the default scan's thread pool; default the
         backend's reactor.
-    :return: ``Deferred`` firing with a :class:`NodeState`; failing (never an
-        empty state) when discovery or the scan fails.
+    :return: ``Deferred`` firing with a :class:`NodeState` (its
+        ``unmanaged`` from the pool's ignored filesystems); failing (never
+        an empty state) when discovery or the scan fails.
     """
     with start_action(action_type=DEPLOYER_DISCOVER, node_uuid=backend.node_uuid) as action:
         pool = await backend.discover()
@@ -198,8 +223,11 @@ async def discover_state(backend, open_files=None, reactor=None):
             users = await _scan_each(open_files, sorted(mounted))
         in_use = sorted(dataset_id for path, ids in mounted.items() if users.get(path)
                         for dataset_id in ids)
-        action.add_success_fields(datasets=len(pool.datasets), in_use=in_use)
-        return NodeState(node_uuid=backend.node_uuid, datasets=pool.datasets, in_use=in_use)
+        unmanaged = unmanaged_ids(pool)
+        action.add_success_fields(datasets=len(pool.datasets), in_use=in_use,
+                                  unmanaged=unmanaged)
+        return NodeState(node_uuid=backend.node_uuid, datasets=pool.datasets, in_use=in_use,
+                         unmanaged=unmanaged)
 
 
 # -- the state as JSON, for peers ------------------------------------------------
@@ -219,13 +247,17 @@ _DATASET_KEYS = frozenset((
     "mounted", "origin", "handoff", "peer_bases", "resume_token", "snapshots"))
 _SNAPSHOT_KEYS = frozenset(("name", "guid", "createtxg", "managed"))
 _TOP_KEYS = frozenset(("node_uuid", "datasets", "in_use"))
+#: Keys an older peer omits.
+_OPTIONAL_KEYS = frozenset(("unmanaged",))
+_MAX_UNMANAGED = 100000
 
 
 def node_state_to_json(state):
     """
     :param NodeState state: a node's state.
     :return: a JSON-able ``dict``; guids are decimal strings (JSON numbers
-        lose precision above 2**53).
+        lose precision above 2**53).  ``unmanaged`` is always written;
+        :func:`node_state_from_json` accepts its absence (older peers).
     """
     datasets = {}
     for dataset_id, d in state.datasets.items():
@@ -239,7 +271,7 @@ def node_state_to_json(state):
                            "managed": s.managed} for s in d.snapshots],
         }
     return {"node_uuid": state.node_uuid, "datasets": datasets,
-            "in_use": sorted(state.in_use)}
+            "in_use": sorted(state.in_use), "unmanaged": sorted(state.unmanaged)}
 
 
 def _bad(path, message, value):
@@ -249,14 +281,15 @@ def _bad(path, message, value):
                            % (path, message, shown))
 
 
-def _object(path, value, keys):
+def _object(path, value, keys, optional=frozenset()):
     if not isinstance(value, dict):
         _bad(path, "expected an object", value)
-    if set(value) != keys:
-        unknown = sorted(str(k) for k in set(value) - keys)
+    if not keys <= set(value) <= keys | optional:
+        unknown = sorted(str(k) for k in set(value) - keys - optional)
         missing = sorted(keys - set(value))
-        _bad(path, "expected exactly the keys %s (unknown: %s; missing: %s)"
-             % (", ".join(sorted(keys)), unknown, missing), sorted(map(str, value)))
+        also = " (optional: %s)" % (", ".join(sorted(optional)),) if optional else ""
+        _bad(path, "expected exactly the keys %s%s (unknown: %s; missing: %s)"
+             % (", ".join(sorted(keys)), also, unknown, missing), sorted(map(str, value)))
     return value
 
 
@@ -347,7 +380,7 @@ def node_state_from_json(obj):
     :return: a :class:`NodeState`.
     :raises InvalidNodeState: naming the first field that is wrong.
     """
-    _object("(top level)", obj, _TOP_KEYS)
+    _object("(top level)", obj, _TOP_KEYS, _OPTIONAL_KEYS)
     node_uuid = _uuid("node_uuid", obj["node_uuid"])
     datasets = obj["datasets"]
     if not isinstance(datasets, dict):
@@ -363,7 +396,15 @@ def node_state_from_json(obj):
         _uuid("in_use[%d]" % (i,), dataset_id)
         if dataset_id not in parsed:
             _bad("in_use[%d]" % (i,), "expected a dataset listed under datasets", dataset_id)
-    return NodeState(node_uuid=node_uuid, datasets=parsed, in_use=in_use)
+    unmanaged = obj.get("unmanaged", [])
+    if not isinstance(unmanaged, list) or len(unmanaged) > _MAX_UNMANAGED:
+        _bad("unmanaged", "expected a list of at most %d ids" % (_MAX_UNMANAGED,), unmanaged)
+    for i, dataset_id in enumerate(unmanaged):
+        _uuid("unmanaged[%d]" % (i,), dataset_id)
+        if dataset_id in parsed:
+            _bad("unmanaged[%d]" % (i,), "expected a dataset not listed under datasets",
+                 dataset_id)
+    return NodeState(node_uuid=node_uuid, datasets=parsed, in_use=in_use, unmanaged=unmanaged)
 
 
 # -- planning ---------------------------------------------------------------------
@@ -414,7 +455,7 @@ def _as_primary(desired, local, me, nodes, deployment, in_use, refresh):
     wanted = sorted(desired.replicas - {me})
     if local is None:
         everyone_known = all(uuid in nodes for uuid in deployment.nodes)
-        held = any(dataset_id in state.datasets for state in nodes.values())
+        held = any(state.holds(dataset_id) for state in nodes.values())
         if not everyone_known or held:
             return []
         return [CreateDataset(dataset_id=dataset_id, maximum_size=desired.maximum_size)] + [
@@ -506,7 +547,9 @@ def calculate_changes(desired, cluster_state, local_state, refresh=frozenset()):
       writable, mid-handoff or a conflict copy is left alone.
     - This node is the primary and holds nothing: ``CreateDataset`` (then
       pushes to the replicas) only if every node of the deployment is known
-      and none of the known nodes holds a copy.
+      and none of the known nodes (this one included) holds a copy, managed
+      or not (``NodeState.unmanaged``: a filesystem of that id without our
+      properties, which discovery ignores).
     - This node is the primary and holds a replica: nothing (the owner
       hands it over).
     - Another node is the primary and this node owns the writable copy:

@@ -69,9 +69,9 @@ def conflicted(dataset_id, owner, guids=(7,), generation=1):
         createtxg=1000, managed=True)))
 
 
-def node(node_uuid, *datasets, in_use=()):
+def node(node_uuid, *datasets, in_use=(), unmanaged=()):
     return NodeState(node_uuid=node_uuid, datasets={d.dataset_id: d for d in datasets},
-                     in_use=in_use)
+                     in_use=in_use, unmanaged=unmanaged)
 
 
 def cluster(*states):
@@ -161,6 +161,20 @@ class DiscoverStateTests(SynchronousTestCase):
         pool = self.successResultOf(self.backend.discover())
         self.assertEqual(state, NodeState(node_uuid=self.backend.node_uuid,
                                           datasets=pool.datasets, in_use=[]))
+
+    def test_unmanaged(self):
+        """
+        A ``<pool>/<uuid>`` filesystem without our properties is not among
+        the datasets but its id is in ``unmanaged``; other foreign
+        filesystems are not.
+        """
+        foreign = str(uuid.uuid4())
+        self.successResultOf(self.fake.run(["zfs", "create", "flocker/" + foreign]))
+        self.successResultOf(self.fake.run(["zfs", "create", "flocker/not-a-uuid"]))
+        state = self.successResultOf(discover_state(
+            self.backend, open_files=lambda path: succeed([])))
+        self.assertEqual((sorted(state.datasets), state.unmanaged),
+                         (sorted([self.first, self.second]), {foreign}))
 
     def test_one_discovery(self):
         """
@@ -359,7 +373,7 @@ def sample_state():
                     snapshots=[Snapshot(name="flocker-x", guid=2 ** 64 - 1, createtxg=9,
                                         managed=True),
                                Snapshot(name="user snap", guid=5, createtxg=10)]),
-        D1: Dataset(dataset_id=D1)}, in_use=[D0])
+        D1: Dataset(dataset_id=D1)}, in_use=[D0], unmanaged=[D2])
 
 
 class NodeStateJSONTests(SynchronousTestCase):
@@ -376,6 +390,15 @@ class NodeStateJSONTests(SynchronousTestCase):
         self.assertEqual(obj["datasets"][D0]["snapshots"][0]["guid"], str(2 ** 64 - 1))
         self.assertEqual(obj["datasets"][D0]["peer_bases"], {N1: str(2 ** 64 - 1)})
         self.assertEqual(node_state_from_json(json.loads(json.dumps(obj))), state)
+        self.assertEqual(obj["unmanaged"], [D2])
+
+    def test_older_peer(self):
+        """
+        A state without ``unmanaged`` (an older peer) reads as none unmanaged.
+        """
+        obj = node_state_to_json(sample_state())
+        del obj["unmanaged"]
+        self.assertEqual(node_state_from_json(obj), sample_state().set(unmanaged=[]))
 
     def mangle(self, change):
         obj = json.loads(json.dumps(node_state_to_json(sample_state())))
@@ -402,6 +425,12 @@ class NodeStateJSONTests(SynchronousTestCase):
             (setter("datasets", "not-a-uuid", {}), "datasets key"),
             (setter("in_use", [D2]), "in_use[0]: expected a dataset listed"),
             (setter("in_use", "x"), "in_use: expected a list"),
+            (setter("unmanaged", "x"), "unmanaged: expected a list"),
+            (setter("unmanaged", {D2: 1}), "unmanaged: expected a list"),
+            (setter("unmanaged", [D2] * 100001), "unmanaged: expected a list of at most"),
+            (setter("unmanaged", [D2, "D3"]), "unmanaged[1]: expected a lowercase UUID"),
+            (setter("unmanaged", [None]), "unmanaged[0]: expected a lowercase UUID"),
+            (setter("unmanaged", [D1]), "unmanaged[0]: expected a dataset not listed"),
             (setter("datasets", []), "datasets: expected an object"),
             (setter("extra", 1), "unknown: ['extra']"),
             (setter("datasets", D0, "generation", True), "generation: expected an integer"),
@@ -503,6 +532,19 @@ class CalculateChangesTests(SynchronousTestCase):
             self.assertEqual(plan_for(deployment, states, N0).changes, [])
         states = [node(N0), node(N1), node(N2), node(OUTSIDER, copy(D0, OUTSIDER))]
         self.assertEqual(plan_for(deployment, states, N0).changes, [])
+
+    def test_no_create_when_unmanaged(self):
+        """
+        No create when a known node, this one included, has a filesystem of
+        that id that discovery ignored (no or inconsistent properties); the
+        other datasets are planned as usual.
+        """
+        deployment = desired(want(D0, N0), want(D1, N0))
+        create = CreateDataset(dataset_id=D1, maximum_size=None)
+        for holder in (N0, N1, OUTSIDER):
+            states = [node(n, unmanaged=[D0] if n == holder else [])
+                      for n in NODES + (OUTSIDER,)]
+            self.assertEqual(plan_for(deployment, states, N0).changes, [create], holder)
 
     def test_replica_on_primary(self):
         """

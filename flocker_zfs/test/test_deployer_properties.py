@@ -70,7 +70,9 @@ def clusters(draw):
             if draw(st.booleans()):
                 held[dataset_id] = draw(copies(dataset_id))
         in_use = draw(st.sets(st.sampled_from(sorted(held)))) if held else set()
-        states[n] = NodeState(node_uuid=n, datasets=held, in_use=in_use)
+        free = sorted({D0, D1, D2, UNLISTED} - set(held))
+        unmanaged = draw(st.sets(st.sampled_from(free))) if free else set()
+        states[n] = NodeState(node_uuid=n, datasets=held, in_use=in_use, unmanaged=unmanaged)
     return states
 
 
@@ -175,11 +177,12 @@ class CalculateChangesPropertyTests(SynchronousTestCase):
     @given(situations())
     def test_never_create_held(self, situation):
         """
-        Never a create for a dataset that any node that answered holds, nor
-        while a node of the deployment did not answer.
+        Never a create for a dataset that any node that answered holds
+        (managed or unmanaged), nor while a node of the deployment did not
+        answer.
         """
         deployment, states = situation
-        held = {d for s in states.values() for d in s.datasets}
+        held = {d for s in states.values() for d in set(s.datasets) | set(s.unmanaged)}
         for me, plan in self.plans(deployment, states).items():
             for change in flatten(plan):
                 if isinstance(change, CreateDataset):
@@ -417,8 +420,8 @@ class NodeStateJSONPropertyTests(SynchronousTestCase):
                   st.sampled_from([N0, D0, "1", str(2 ** 64)])),
         lambda children: st.one_of(
             st.lists(children, max_size=3),
-            st.dictionaries(st.sampled_from(["node_uuid", "datasets", "in_use", D0, N0,
-                                             "owner", "snapshots", "guid", "name"]),
+            st.dictionaries(st.sampled_from(["node_uuid", "datasets", "in_use", "unmanaged", D0,
+                                             N0, "owner", "snapshots", "guid", "name"]),
                             children, max_size=4)),
         max_leaves=15))
     def test_garbage(self, value):
