@@ -526,7 +526,7 @@ class AgentService(Service):
         if unreachable:
             node = sorted(unreachable)[0]
             return "node %s did not answer (%s)" % (node, unreachable[node])
-        holders = sorted(uuid for uuid, state in others.items() if dataset_id in state.datasets)
+        holders = sorted(uuid for uuid, state in others.items() if state.holds(dataset_id))
         if holders:
             return "node %s holds a copy now" % (", ".join(holders),)
         return None

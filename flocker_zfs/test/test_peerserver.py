@@ -169,7 +169,9 @@ class ReplicaMixin(object):
         """
         ``datasets`` answers the state of every dataset the server manages
         (its own and its replicas) in one reply, in the deployer's node
-        state format; a foreign dataset in the pool is not mentioned.
+        state format; a filesystem named like one of ours but not labelled
+        as ours is listed as unmanaged (so no node creates that id), never
+        as a dataset.
         """
         self.assertEqual(node_state_from_json(self.ok(self.ask(DATASETS))["node_state"]),
                          NodeState(node_uuid=self.node_uuid))
@@ -177,10 +179,12 @@ class ReplicaMixin(object):
         self.ok(self.push(snap))
         mine = str(uuid.uuid4())
         self.successResultOf(self.backend.create(mine))
-        self.zfs("create", "flocker/" + str(uuid.uuid4()))
+        foreign = str(uuid.uuid4())
+        self.zfs("create", "flocker/" + foreign)
         state = node_state_from_json(self.ok(self.ask(DATASETS))["node_state"])
         discovered = self.successResultOf(self.backend.discover()).datasets
-        self.assertEqual(state, NodeState(node_uuid=self.node_uuid, datasets=discovered))
+        self.assertEqual(state, NodeState(node_uuid=self.node_uuid, datasets=discovered,
+                                          unmanaged=[foreign]))
         self.assertEqual(sorted(state.datasets), sorted([self.dataset_id, mine]))
         replica = state.datasets[self.dataset_id]
         self.assertEqual((replica.owner, replica.writable, replica.snapshots[-1].guid),
