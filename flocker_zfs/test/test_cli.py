@@ -26,7 +26,7 @@ from .._cli import run
 from .._plugin import BackendDescription
 from .._clireport import AgentConsole, Progress, human, status_table
 from .._deployer import NodeState, node_state_to_json
-from ..errors import UnknownHostKey
+from ..errors import OutOfSpace, UnknownHostKey
 from ..model import Dataset, PoolState, Snapshot
 from ..testing import FakeNetwork, FakeZFS
 
@@ -82,6 +82,21 @@ class _Failing(object):
 
     def run(self, argv, errors=()):
         raise RuntimeError("boom\nsecond line")
+
+
+class _FullPool(object):
+    """
+    An ``IRunner`` passing commands to ``fake``, except that ``zfs create``
+    fails as on a full pool.
+    """
+
+    def __init__(self, fake):
+        self._fake = fake
+
+    def run(self, argv, errors=()):
+        if list(argv[:2]) == ["zfs", "create"]:
+            return fail(OutOfSpace(argv, 1, b"cannot create: out of space\n"))
+        return self._fake.run(argv, errors)
 
 
 class _CLICase(SynchronousTestCase):
@@ -916,11 +931,10 @@ class AgentCommandTests(_CLICase):
         A change that fails is reported on stderr, one line each time, while
         the agent keeps running.
         """
-        # A dataset flocker-zfs did not create, with the deployment's id.
-        self.successResultOf(self.fake.run(["zfs", "create", "flocker/" + DATASET]))
         out, err = io.StringIO(), io.StringIO()
-        d = run(self.reactor, ["agent", "--config", self.config], out, err, self.fake,
-                self.make_peer, default_config=self.default_config, environ={})
+        d = run(self.reactor, ["agent", "--config", self.config], out, err,
+                _FullPool(self.fake), self.make_peer, default_config=self.default_config,
+                environ={})
         self.assertEqual(len(err.getvalue().splitlines()), 1)
         for _ in range(60):     # long enough for another try, whatever the backoff
             self.reactor.advance(5)
@@ -930,7 +944,7 @@ class AgentCommandTests(_CLICase):
         for line in lines:
             self.assertTrue(line.startswith("flocker-zfs agent: create failed (dataset %s): "
                                             % (DATASET,)), line)
-            self.assertIn("not managed by flocker-zfs", line)
+            self.assertIn("out of space", line)
         self.successResultOf(self.shutdown())
         self.assertEqual(self.successResultOf(d), 0)
         self.assertEqual(err.getvalue().splitlines(), lines)
