@@ -529,6 +529,12 @@ class AgentService(Service):
         holders = sorted(uuid for uuid, state in others.items() if state.holds(dataset_id))
         if holders:
             return "node %s holds a copy now" % (", ".join(holders),)
+        # A second look here too: zfs-fuse under load has answered a
+        # recursive listing without a filesystem it holds.
+        local = await self.backend.discover()
+        if dataset_id in local.datasets or any(
+                name.rpartition("/")[2] == dataset_id for name in local.ignored):
+            return "this node holds a copy already"
         return None
 
     def _start_changes(self, plan, deployment, summary):
