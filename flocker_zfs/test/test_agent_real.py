@@ -174,10 +174,13 @@ class RealAgentTests(TestCase):
         path = self.a.path(self.dataset_id, name)
 
         def predicate(found):
-            if name not in os.listdir(os.path.dirname(path)):
-                return False
-            with open(path) as handle:
-                return handle.read() == content
+            try:
+                if name not in os.listdir(os.path.dirname(path)):
+                    return False
+                with open(path) as handle:
+                    return handle.read() == content
+            except FileNotFoundError:
+                return False    # received, not mounted yet (its mountpoint is made then)
         return predicate
 
     async def test_create_then_move(self):
