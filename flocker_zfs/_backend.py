@@ -320,6 +320,11 @@ class ZFSBackend(Service):
         new, empty and unused) and raise :class:`MountFailed`; otherwise
         return (``error`` stands).
         """
+        # Only a failure to mount: any other failure (busy, out of space, a
+        # listing that lost the dataset) proves nothing about who made an
+        # existing dataset, and it must never be destroyed on a guess.
+        if b"mount" not in (getattr(error, "stderr", b"") or b""):
+            return
         try:
             dataset = await self._get(dataset_id)
         except (ZFSError, NotManaged):

@@ -128,6 +128,20 @@ class FakeOnlyBackendTests(SynchronousTestCase):
                       str(error))
         self.assertFalse(self.successResultOf(self.backend.get(dataset_id)).mounted)
 
+    def test_other_create_failure_destroys_nothing(self):
+        """
+        A create that fails for any other reason than a mount never destroys
+        an existing dataset, even one that looks new (unmounted, no
+        snapshots, generation 1): it may hold data another create made.
+        """
+        dataset_id = str(uuid.uuid4())
+        self.successResultOf(self.backend.create(dataset_id))
+        self.successResultOf(self.fake.run(["zfs", "unmount", "flocker/" + dataset_id]))
+        self.fake.fail_next(lambda argv: argv[1] == "create", 1,
+                            b"cannot create 'x': out of space\n")
+        self.failureResultOf(self.backend.create(dataset_id))
+        self.assertIn(dataset_id, self.successResultOf(self.backend.discover()).datasets)
+
     def test_mount_failure_undone(self):
         """
         A create whose mount fails (here: a non-empty directory in the way)
