@@ -52,7 +52,8 @@ from twisted.python.failure import Failure
 from ._actions import AGENT_CLUSTER_STATE, AGENT_DEPLOYMENT, AGENT_ITERATION
 from ._backend import _deferred
 from ._conflict import find_conflicts
-from ._deployer import ClusterState, calculate_changes, discover_state, node_state_from_json
+from ._deployer import (
+    ClusterState, calculate_changes, discover_state, node_state_from_json, unmanaged_ids)
 from ._deployment import parse_deployment
 from ._yamlsource import decode_text, read_source
 from ._plugin import backend_from_config
@@ -532,8 +533,7 @@ class AgentService(Service):
         # A second look here too: zfs-fuse under load has answered a
         # recursive listing without a filesystem it holds.
         local = await self.backend.discover()
-        if dataset_id in local.datasets or any(
-                name.rpartition("/")[2] == dataset_id for name in local.ignored):
+        if dataset_id in local.datasets or dataset_id in unmanaged_ids(local):
             return "this node holds a copy already"
         return None
 

@@ -31,7 +31,7 @@ from ._files import read_bounded
 from ._ssh import SSHConfig, validate_ciphers, validate_path, validate_port
 from ._yamlsource import (
     NOTHING, config_error, decode_text, freeze, kind_of, load_yaml, one_line, shown)
-from ._yamlsource import clip  # noqa: F401 (re-exported: _plugin imports it from here)
+from ._yamlsource import clip  # noqa: F401 (re-exported for callers of this module)
 from .errors import ConfigError
 from .names import validate_mount_root, validate_pool_name
 from .node import DEFAULT_NODE_FILE

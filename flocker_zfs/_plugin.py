@@ -24,9 +24,10 @@ from pyrsistent import PClass, field, pmap, pset_field
 from twisted.internet.defer import Deferred, maybeDeferred
 
 from ._backend import ZFSBackend
-from ._config import clip, shown, zfs_settings
+from ._config import zfs_settings
 from ._dslock import DEFAULT_LOCK_DIR
 from .errors import ConfigError
+from ._yamlsource import clip, shown
 from .node import DEFAULT_NODE_FILE, load_node_uuid
 
 #: The entry point group host agents search for backends.
