@@ -45,8 +45,8 @@ import os
 from eliot import Message, start_action
 from twisted.application.service import Service
 from twisted.internet.defer import (
-    CancelledError, Deferred, DeferredList, DeferredSemaphore, TimeoutError, maybeDeferred,
-    succeed)
+    CancelledError, Deferred, DeferredSemaphore, FirstError, TimeoutError, gatherResults,
+    maybeDeferred, succeed)
 from twisted.python.failure import Failure
 
 from ._actions import AGENT_CLUSTER_STATE, AGENT_DEPLOYMENT, AGENT_ITERATION
@@ -448,9 +448,14 @@ class AgentService(Service):
         """
         others = sorted(uuid for uuid in deployment.nodes if uuid != self.node_uuid)
         queries = [self._query(deployment.nodes[uuid]) for uuid in others]
-        results = await DeferredList(queries, fireOnOneErrback=True, consumeErrors=True)
+        try:
+            results = await gatherResults(queries, consumeErrors=True)
+        except FirstError as error:
+            # A query fails only when cancelled (the agent stopping): let that
+            # CancelledError itself end the iteration, not a wrapper around it.
+            error.subFailure.raiseException()
         states = {}
-        for uuid, (_, (state, reason)) in zip(others, results):
+        for uuid, (state, reason) in zip(others, results):
             if state is None:
                 unreachable[uuid] = reason
             else:
